@@ -1,0 +1,83 @@
+package model
+
+// JobState is where a job is in its life.
+type JobState string
+
+// Job states. The last four are final.
+const (
+	JobPending   JobState = "pending"
+	JobRunning   JobState = "running"
+	JobCompleted JobState = "completed"
+	JobFailed    JobState = "failed"
+	JobCancelled JobState = "cancelled"
+	JobTimeout   JobState = "timeout"
+)
+
+// Final reports whether a job in state s will never run again.
+func (s JobState) Final() bool {
+	switch s {
+	case JobCompleted, JobFailed, JobCancelled, JobTimeout:
+		return true
+	}
+	return false
+}
+
+// DepType is how a job depends on another, as Slurm's --dependency says it.
+type DepType string
+
+// Dependency types.
+const (
+	AfterStart DepType = "after"      // the other job has started
+	AfterAny   DepType = "afterany"   // the other job has ended, however
+	AfterOK    DepType = "afterok"    // the other job completed successfully
+	AfterNotOK DepType = "afternotok" // the other job failed, timed out or was cancelled
+)
+
+// Dependency names another job this one waits for.
+type Dependency struct {
+	Type  DepType `json:"type"`
+	JobID string  `json:"job_id"`
+}
+
+// Job is a request for accelerators and the work to run on them.
+//
+// Shapes:
+//   - Nodes > 0: a gang of Nodes nodes with AcceleratorsPerNode each; all
+//     start together or none do.
+//   - Nodes == 0: Accelerators accelerators anywhere; the scheduler packs
+//     them onto as few nodes as it can.
+//
+// CPUs and MemoryMiB are per node for gangs and in total for packed jobs.
+type Job struct {
+	ID                  string       `json:"id"`
+	Name                string       `json:"name,omitempty"`
+	Project             string       `json:"project"`
+	User                string       `json:"user"`
+	Partition           string       `json:"partition,omitempty"` // "" = any partition that fits
+	Model               string       `json:"model,omitempty"`     // accelerator model constraint; "" = any
+	Nodes               int          `json:"nodes,omitempty"`
+	AcceleratorsPerNode int          `json:"accelerators_per_node,omitempty"`
+	Accelerators        int          `json:"accelerators,omitempty"` // when Nodes == 0
+	CPUs                int          `json:"cpus,omitempty"`
+	MemoryMiB           int64        `json:"memory_mib,omitempty"`
+	Limit               int64        `json:"limit_s"` // time limit, seconds
+	QoS                 string       `json:"qos,omitempty"`
+	Priority            int64        `json:"priority,omitempty"` // administrator's adjustment, added to the computed priority
+	ArrayID             string       `json:"array_id,omitempty"`
+	ArrayIndex          int          `json:"array_index,omitempty"`
+	Deps                []Dependency `json:"deps,omitempty"`
+	Preemptible         bool         `json:"preemptible,omitempty"`
+	OneBlock            bool         `json:"one_block,omitempty"` // refuse to span blocks
+	Exclusive           bool         `json:"exclusive,omitempty"` // whole nodes, even for a small request
+	Held                bool         `json:"held,omitempty"`
+	Begin               int64        `json:"begin,omitempty"` // not before this time
+	Submit              int64        `json:"submit"`
+}
+
+// TotalAccelerators is how many accelerators the job occupies when it runs.
+func (j *Job) TotalAccelerators() int {
+	if j.Nodes > 0 {
+		return j.Nodes * j.AcceleratorsPerNode
+	}
+	return j.Accelerators
+}
