@@ -1,6 +1,633 @@
 package sched
 
-// Plan runs one scheduling pass.
+import (
+	"cmp"
+	"slices"
+
+	"github.com/usine-project/usine/internal/model"
+)
+
+// Plan runs one scheduling pass over the snapshot at time now.
+//
+// The pass, in order: hold what running jobs use; rank waiting jobs; walk
+// them in rank order, starting each that fits without delaying a
+// reservation (preempting lower QoS classes where allowed), reserving for
+// the first blocked ones (one for EASY, Config.Reservations for
+// conservative) and recording why the others wait; finally estimate a start
+// time for every waiting job on a time profile of the cluster.
 func Plan(s *Snapshot, now int64) *Decisions {
-	return &Decisions{}
+	p := newPass(s, now)
+	p.run()
+	return &p.dec
+}
+
+type pass struct {
+	s     *Snapshot
+	now   int64
+	cfg   *Config
+	t     *Topology
+	nodes []model.Node
+	parts []model.Partition
+	st    *state
+	pl    *placer
+	qos   map[string]*QoS
+	dec   Decisions
+
+	started   []commitment // jobs started in this pass
+	preempted map[string]bool
+	qosUse    map[[2]string]int // running accelerators by project and QoS
+	balances  []Balance         // copy, debited as jobs start
+	ids       map[string]int8   // job ID → 1 pending, 2 running; built when a dependency needs it
+	parent    map[string]string // project → parent; built when grants need it
+
+	failed      map[shape]failure
+	blockedPart []bool // a higher-ranked job waits for resources in this partition
+	anyBlocked  bool
+	nresv       int
+	eligCache   map[[2]string][]int32
+	resvBlock   []bool // blocks holding a reservation
+
+	estimate     []estReq
+	reservations []booking
+	byEnd        []int   // running jobs by end time
+	hyp          []res   // scratch for reservation searches
+	hypHist      []int32 // scratch for reservation searches
+}
+
+// commitment is something that holds slots until end: a running job, a job
+// started in this pass.
+type commitment struct {
+	end   int64
+	slots []Slot
+}
+
+type shape struct {
+	part      int32
+	nodes     int
+	per       res
+	acc       int
+	excl, one bool
+}
+
+type failure struct {
+	end int64 // the shortest job of this shape that failed
+	why outcome
+}
+
+type estReq struct {
+	wait     int // index in dec.Waiting
+	job      *model.Job
+	elig     []int32
+	earliest int64
+}
+
+func newPass(s *Snapshot, now int64) *pass {
+	p := &pass{s: s, now: now, cfg: &s.Config, t: s.Topology}
+	if p.t == nil {
+		p.t = &Topology{}
+	}
+	p.nodes = s.Nodes
+	if len(p.nodes) != len(p.t.nodes) {
+		p.nodes = p.t.nodes
+	}
+	p.parts = s.Partitions
+	if len(p.parts) != len(p.t.partitions) {
+		p.parts = p.t.partitions
+	}
+	p.st = newState(p.t, p.nodes, p.parts)
+	p.pl = newPlacer(p.t)
+	p.qos = make(map[string]*QoS, len(s.QoS))
+	for i := range s.QoS {
+		p.qos[s.QoS[i].Name] = &s.QoS[i]
+	}
+	p.preempted = map[string]bool{}
+	p.failed = map[shape]failure{}
+	p.blockedPart = make([]bool, len(p.t.parts))
+	p.eligCache = map[[2]string][]int32{}
+	p.resvBlock = make([]bool, len(p.t.blocks))
+	if s.Grants != nil {
+		p.balances = slices.Clone(s.Grants)
+	}
+	return p
+}
+
+func (p *pass) limitsQoS() bool {
+	for i := range p.s.QoS {
+		if p.s.QoS[i].MaxAcceleratorsPerProject > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pass) run() {
+	s := p.s
+	if p.limitsQoS() {
+		p.qosUse = map[[2]string]int{}
+	}
+	for k := range s.Running {
+		r := &s.Running[k]
+		for _, sl := range r.Alloc {
+			if sl.Node >= 0 && int(sl.Node) < len(p.st.free) {
+				p.st.hold(sl.Node, slotRes(sl))
+			}
+		}
+		if p.qosUse != nil {
+			p.qosUse[[2]string{r.Job.Project, r.Job.QoS}] += r.Job.TotalAccelerators()
+		}
+	}
+	p.st.buildHist()
+
+	ranks := order(s, p.now, p.qos, p.totalAcc())
+	p.dec.Waiting = make([]Wait, 0, len(ranks))
+	for k := range ranks {
+		p.consider(&ranks[k])
+	}
+	if p.cfg.Estimates {
+		p.estimateAll()
+	}
+}
+
+func (p *pass) totalAcc() int {
+	n := 0
+	for i := range p.t.parts {
+		n += p.t.parts[i].totalAcc
+	}
+	return n
+}
+
+func (p *pass) wait(r *ranked, why Reason) *Wait {
+	p.dec.Waiting = append(p.dec.Waiting, Wait{JobID: r.job.ID, Reason: why, Priority: r.prio, EstStart: -1})
+	return &p.dec.Waiting[len(p.dec.Waiting)-1]
+}
+
+// consider decides one waiting job.
+func (p *pass) consider(r *ranked) {
+	j := r.job
+	p.dec.Stats.Examined++
+	if j.Held {
+		p.wait(r, ReasonHeld)
+		return
+	}
+	if why := p.depReason(j); why != ReasonNone {
+		p.wait(r, why)
+		return
+	}
+	q := p.qos[j.QoS]
+	if j.QoS != "" && q == nil {
+		p.wait(r, ReasonInvalidQoS)
+		return
+	}
+	if q != nil && q.MaxLimit > 0 && j.Limit > q.MaxLimit {
+		p.wait(r, ReasonQoSMaxWall)
+		return
+	}
+	elig, why := p.eligible(j)
+	if why != ReasonNone {
+		p.wait(r, why)
+		return
+	}
+	if j.Begin > p.now {
+		p.queueEstimate(p.wait(r, ReasonBeginTime), j, elig, j.Begin)
+		return
+	}
+	if q != nil && q.MaxAcceleratorsPerProject > 0 &&
+		p.qosUse[[2]string{j.Project, j.QoS}]+j.TotalAccelerators() > q.MaxAcceleratorsPerProject {
+		p.wait(r, ReasonQoSLimit)
+		return
+	}
+	if p.balances != nil {
+		elig = p.covered(j, elig)
+		if len(elig) == 0 {
+			p.wait(r, ReasonGrantExhausted)
+			return
+		}
+	}
+	if p.cfg.Backfill == BackfillNone && p.anyBlocked {
+		p.queueEstimate(p.wait(r, ReasonPriority), j, elig, p.now)
+		return
+	}
+	end := p.now + j.Limit
+	worst := placed
+	for _, part := range elig {
+		slots, out := p.place(part, j, end)
+		if out == placed {
+			p.start(j, part, slots, nil)
+			return
+		}
+		worst = max(worst, out)
+	}
+	if p.cfg.Preemption && q != nil && q.MayPreempt && p.preempt(j, q, elig, end) {
+		return
+	}
+	// Blocked. Why, in Slurm's words.
+	why = ReasonResources
+	for _, part := range elig {
+		if p.blockedPart[part] {
+			why = ReasonPriority
+		}
+	}
+	if worst == noBlock {
+		why = ReasonTopology
+	}
+	if !p.fitsUsable(j, elig) {
+		why = ReasonNodesDown
+	}
+	p.anyBlocked = true
+	for _, part := range elig {
+		p.blockedPart[part] = true
+	}
+	w := p.wait(r, why)
+	if why != ReasonNodesDown && p.mayReserve() {
+		if p.reserve(w, j, elig) {
+			return
+		}
+	}
+	p.queueEstimate(w, j, elig, p.now)
+}
+
+func (p *pass) mayReserve() bool {
+	switch p.cfg.Backfill {
+	case BackfillEASY:
+		return p.nresv < 1
+	case BackfillConservative:
+		return p.nresv < max(p.cfg.Reservations, 1)
+	}
+	return false
+}
+
+func (p *pass) queueEstimate(w *Wait, j *model.Job, elig []int32, earliest int64) {
+	if !p.cfg.Estimates {
+		return
+	}
+	p.estimate = append(p.estimate, estReq{wait: len(p.dec.Waiting) - 1, job: j, elig: elig, earliest: earliest})
+	_ = w
+}
+
+// depReason says whether j's dependencies hold it back.
+func (p *pass) depReason(j *model.Job) Reason {
+	if len(j.Deps) == 0 {
+		return ReasonNone
+	}
+	if p.ids == nil {
+		p.ids = make(map[string]int8, len(p.s.Pending)+len(p.s.Running))
+		for i := range p.s.Pending {
+			p.ids[p.s.Pending[i].ID] = 1
+		}
+		for i := range p.s.Running {
+			p.ids[p.s.Running[i].Job.ID] = 2
+		}
+	}
+	why := ReasonNone
+	for _, d := range j.Deps {
+		if st, done := p.s.Finished[d.JobID]; done {
+			ok := true
+			switch d.Type {
+			case model.AfterOK:
+				ok = st == model.JobCompleted
+			case model.AfterNotOK:
+				ok = st != model.JobCompleted
+			}
+			if !ok {
+				return ReasonDependencyNeverSatisfied
+			}
+			continue
+		}
+		switch p.ids[d.JobID] {
+		case 2:
+			if d.Type != model.AfterStart {
+				why = ReasonDependency
+			}
+		case 1:
+			why = ReasonDependency
+		default:
+			return ReasonDependencyNeverSatisfied
+		}
+	}
+	return why
+}
+
+// eligible lists the partitions j may run in, or why it can run in none.
+func (p *pass) eligible(j *model.Job) ([]int32, Reason) {
+	key := [2]string{j.Partition, j.Model}
+	elig, ok := p.eligCache[key]
+	if !ok {
+		for k, part := range p.t.partitions {
+			if j.Partition != "" && part.Name != j.Partition {
+				continue
+			}
+			if j.Model != "" && part.Model != j.Model {
+				continue
+			}
+			elig = append(elig, int32(k))
+		}
+		p.eligCache[key] = elig
+	}
+	var fits []int32
+	open := false
+	for _, part := range elig {
+		if !p.fitsEmpty(j, part) {
+			continue
+		}
+		fits = append(fits, part)
+		if !p.parts[part].Down {
+			open = true
+		}
+	}
+	switch {
+	case len(fits) == 0:
+		return nil, ReasonBadConstraints
+	case !open:
+		return nil, ReasonPartitionDown
+	}
+	if len(fits) != len(elig) || len(fits) > 1 {
+		out := fits[:0:0]
+		for _, part := range fits {
+			if !p.parts[part].Down {
+				out = append(out, part)
+			}
+		}
+		return out, ReasonNone
+	}
+	return fits, ReasonNone
+}
+
+// fitsEmpty says whether j could ever run in partition part, were every node
+// up and idle.
+func (p *pass) fitsEmpty(j *model.Job, part int32) bool {
+	pi := &p.t.parts[part]
+	if j.TotalAccelerators() > 0 && pi.model == "" {
+		return false
+	}
+	if j.Nodes > 0 {
+		per := p.perNode(j, part)
+		n := 0
+		bestBlock := 0
+		for _, b := range pi.blocks {
+			c := 0
+			for _, i := range p.t.blocks[b].nodes {
+				if p.st.cap[i].covers(per) {
+					c++
+				}
+			}
+			n += c
+			bestBlock = max(bestBlock, c)
+		}
+		return n >= j.Nodes && (!j.OneBlock || bestBlock >= j.Nodes)
+	}
+	if j.Accelerators > pi.totalAcc {
+		return false
+	}
+	if j.Accelerators <= pi.maxAcc {
+		need := p.packedNeed(j, part)
+		for _, i := range pi.nodes {
+			if p.st.cap[i].covers(need) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// fitsUsable says whether j would fit were every usable node idle: when it
+// would not, it waits for nodes to come back, not for jobs to end.
+func (p *pass) fitsUsable(j *model.Job, elig []int32) bool {
+	for _, part := range elig {
+		pi := &p.t.parts[part]
+		if j.Nodes > 0 {
+			per := p.perNode(j, part)
+			n := 0
+			for _, i := range pi.nodes {
+				if p.st.usable[i] && p.st.cap[i].covers(per) {
+					n++
+				}
+			}
+			if n >= j.Nodes {
+				return true
+			}
+			continue
+		}
+		tot := 0
+		for _, i := range pi.nodes {
+			if p.st.usable[i] {
+				tot += int(p.st.cap[i].acc)
+			}
+		}
+		if tot >= j.Accelerators {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pass) perNode(j *model.Job, part int32) res {
+	per := res{int32(j.AcceleratorsPerNode), int32(j.CPUs), j.MemoryMiB}
+	if j.Exclusive {
+		per.acc = int32(p.t.parts[part].maxAcc)
+	}
+	if per.acc == 0 && per.cpu == 0 {
+		per.cpu = 1
+	}
+	return per
+}
+
+// packedNeed is what a packed job that fits on one node asks of it.
+func (p *pass) packedNeed(j *model.Job, part int32) res {
+	need := res{int32(j.Accelerators), int32(j.CPUs), j.MemoryMiB}
+	if j.Exclusive {
+		need.acc = int32(p.t.parts[part].maxAcc)
+	}
+	if need.acc == 0 && need.cpu == 0 {
+		need.cpu = 1
+	}
+	return need
+}
+
+// covered keeps the partitions whose accelerator class j's project (or an
+// ancestor) can still pay for.
+func (p *pass) covered(j *model.Job, elig []int32) []int32 {
+	var out []int32
+	for _, part := range elig {
+		if p.balanceFor(j, part) >= 0 {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// balanceFor finds the balance that pays for j in partition part: the job's
+// project's first, then its ancestors'. It returns -1 when none covers it.
+func (p *pass) balanceFor(j *model.Job, part int32) int {
+	cost := int64(j.TotalAccelerators()) * j.Limit
+	model := p.t.parts[part].model
+	parent := p.parents()
+	seen := map[string]bool{}
+	for proj := j.Project; proj != "" && !seen[proj]; proj = parent[proj] {
+		seen[proj] = true
+		for k := range p.balances {
+			b := &p.balances[k]
+			if b.Project == proj && (b.Model == "" || b.Model == model) && b.Remaining >= cost {
+				return k
+			}
+		}
+	}
+	return -1
+}
+
+func (p *pass) parents() map[string]string {
+	if p.parent == nil {
+		p.parent = make(map[string]string, len(p.s.Projects))
+		for _, pr := range p.s.Projects {
+			p.parent[pr.Name] = pr.Parent
+		}
+	}
+	return p.parent
+}
+
+// place finds slots for j in partition part for a job ending at end,
+// without delaying any reservation.
+func (p *pass) place(part int32, j *model.Job, end int64) ([]Slot, outcome) {
+	key := shape{part: part, nodes: j.Nodes, acc: j.Accelerators, excl: j.Exclusive, one: j.OneBlock}
+	if j.Nodes > 0 {
+		key.per = p.perNode(j, part)
+	} else {
+		key.per = res{0, int32(j.CPUs), j.MemoryMiB}
+	}
+	if f, ok := p.failed[key]; ok && f.end <= end {
+		return nil, f.why
+	}
+	slots, out := p.placeNow(part, j, end)
+	if out != placed {
+		if f, ok := p.failed[key]; !ok || end < f.end {
+			p.failed[key] = failure{end, out}
+		}
+	}
+	return slots, out
+}
+
+// placeNow is place without the memory of failed shapes.
+func (p *pass) placeNow(part int32, j *model.Job, end int64) ([]Slot, outcome) {
+	st := p.st
+	var v view
+	if !st.anyResv {
+		v = view{t: p.t, hist: st.histAll, h: st.h, avail: func(i int32) res {
+			if !st.usable[i] {
+				return res{}
+			}
+			return st.free[i]
+		}}
+	} else {
+		v = view{t: p.t, hist: st.histLong, h: st.h, exact: p.resvBlock, avail: func(i int32) res { return st.availFor(i, end) }}
+	}
+	slots, out := p.placeIn(&v, part, j)
+	if out == recount {
+		v.hist = nil
+		slots, out = p.placeIn(&v, part, j)
+	}
+	return slots, out
+}
+
+// placeIn finds slots for j in partition part as v sees the nodes.
+func (p *pass) placeIn(v *view, part int32, j *model.Job) ([]Slot, outcome) {
+	if j.Nodes > 0 {
+		per := p.perNode(j, part)
+		nodes, out := p.pl.gang(v, part, j.Nodes, per, j.OneBlock)
+		if out != placed {
+			return nil, out
+		}
+		slots := make([]Slot, len(nodes))
+		for k, i := range nodes {
+			slots[k] = Slot{Node: i, Accelerators: int(per.acc), CPUs: int(per.cpu), MemoryMiB: per.mem}
+		}
+		slices.SortFunc(slots, func(a, b Slot) int { return cmp.Compare(a.Node, b.Node) })
+		return slots, placed
+	}
+	pi := &p.t.parts[part]
+	if j.Accelerators <= pi.maxAcc {
+		need := p.packedNeed(j, part)
+		i := p.pl.one(v, part, need)
+		if i < 0 {
+			return nil, noRoom
+		}
+		return []Slot{{Node: i, Accelerators: int(need.acc), CPUs: int(need.cpu), MemoryMiB: need.mem}}, placed
+	}
+	// More than a node holds: whole nodes, then the rest on one more node,
+	// as close as possible.
+	full, rest := j.Accelerators/pi.maxAcc, j.Accelerators%pi.maxAcc
+	share := func(acc int) res {
+		return res{int32(acc), int32((j.CPUs*acc + j.Accelerators - 1) / j.Accelerators),
+			(j.MemoryMiB*int64(acc) + int64(j.Accelerators) - 1) / int64(j.Accelerators)}
+	}
+	per := share(pi.maxAcc)
+	nodes, out := p.pl.gang(v, part, full, per, j.OneBlock)
+	if out != placed {
+		return nil, out
+	}
+	slots := make([]Slot, 0, full+1)
+	for _, i := range nodes {
+		slots = append(slots, Slot{Node: i, Accelerators: int(per.acc), CPUs: int(per.cpu), MemoryMiB: per.mem})
+	}
+	if rest > 0 {
+		need := share(rest)
+		taken := func(i int32) bool {
+			for _, s := range slots {
+				if s.Node == i {
+					return true
+				}
+			}
+			return false
+		}
+		best := int32(-1)
+		// Prefer the blocks the whole nodes went to.
+		for _, s := range slots {
+			for _, i := range p.t.blocks[p.t.nodeBlock[s.Node]].nodes {
+				if a := v.avail(i); !taken(i) && a.covers(need) && (best < 0 || a.acc < v.avail(best).acc) {
+					best = i
+				}
+			}
+			if best >= 0 {
+				break
+			}
+		}
+		if best < 0 && !j.OneBlock {
+			inner := *v
+			inner.hist = nil
+			inner.avail = func(i int32) res {
+				if taken(i) {
+					return res{}
+				}
+				return v.avail(i)
+			}
+			best = p.pl.one(&inner, part, need)
+		}
+		if best < 0 {
+			return nil, noRoom
+		}
+		slots = append(slots, Slot{Node: best, Accelerators: int(need.acc), CPUs: int(need.cpu), MemoryMiB: need.mem})
+	}
+	slices.SortFunc(slots, func(a, b Slot) int { return cmp.Compare(a.Node, b.Node) })
+	return slots, placed
+}
+
+// start commits j onto slots.
+func (p *pass) start(j *model.Job, part int32, slots []Slot, victims []string) {
+	end := p.now + j.Limit
+	for _, sl := range slots {
+		p.st.useFor(sl.Node, slotRes(sl), end)
+	}
+	if p.qosUse != nil {
+		p.qosUse[[2]string{j.Project, j.QoS}] += j.TotalAccelerators()
+	}
+	if p.balances != nil {
+		if k := p.balanceFor(j, part); k >= 0 {
+			p.balances[k].Remaining -= int64(j.TotalAccelerators()) * j.Limit
+		}
+	}
+	p.started = append(p.started, commitment{end: end, slots: slots})
+	p.dec.Starts = append(p.dec.Starts, Start{JobID: j.ID, Alloc: slots, Backfilled: p.anyBlocked, Preempts: victims})
+	p.dec.Stats.Started++
+	if p.anyBlocked {
+		p.dec.Stats.Backfilled++
+	}
 }

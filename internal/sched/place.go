@@ -1,0 +1,231 @@
+package sched
+
+import (
+	"slices"
+)
+
+// view is one way of looking at what nodes offer: now for a job of a given
+// end, or at a future time while a reservation is searched.
+type view struct {
+	t     *Topology
+	avail func(i int32) res
+	// hist, when set, counts nodes per block by available accelerators
+	// (h entries a row). Counting with it is fast but ignores CPUs and
+	// memory; placement verifies them and recounts exactly when needed.
+	hist []int32
+	h    int
+	// exact marks blocks whose nodes the histogram does not describe
+	// (they hold reservations): those are always scanned.
+	exact []bool
+}
+
+// count is how many nodes of block b can hold per.
+func (v *view) count(b int32, per res) int {
+	if per.acc >= int32(v.h) {
+		return 0
+	}
+	if v.hist != nil && (v.exact == nil || !v.exact[b]) {
+		n := int32(0)
+		for _, c := range v.hist[int(b)*v.h+int(max(per.acc, 0)) : int(b+1)*v.h] {
+			n += c
+		}
+		return int(n)
+	}
+	n := 0
+	for _, i := range v.t.blocks[b].nodes {
+		if v.avail(i).covers(per) {
+			n++
+		}
+	}
+	return n
+}
+
+// placer finds nodes for requests. Its scratch space is reused across calls.
+type placer struct {
+	t      *Topology
+	cnt    []int   // per block
+	order  []int32 // scratch list of blocks or groups
+	cand   []cand
+	picked []int32
+}
+
+type cand struct {
+	node  int32
+	avail int32
+}
+
+func newPlacer(t *Topology) *placer {
+	return &placer{t: t, cnt: make([]int, len(t.blocks))}
+}
+
+// outcome of a placement attempt.
+type outcome int
+
+const (
+	placed  outcome = iota
+	noRoom          // not enough nodes in the partition
+	noBlock         // enough nodes, but not in one block as the job demands
+	recount         // the histogram overcounted (CPUs or memory): retry exactly
+)
+
+// gang picks n nodes that each hold per, in partition p: one block if one
+// can hold it (the tightest), else the fewest blocks of one group, else the
+// fewest groups. The result aliases scratch space.
+func (pl *placer) gang(v *view, p int32, n int, per res, oneBlock bool) ([]int32, outcome) {
+	pi := &pl.t.parts[p]
+	total := 0
+	for _, b := range pi.blocks {
+		c := v.count(b, per)
+		pl.cnt[b] = c
+		total += c
+	}
+	if total < n {
+		return nil, noRoom
+	}
+	best := int32(-1)
+	for _, b := range pi.blocks {
+		if c := pl.cnt[b]; c >= n && (best < 0 || c < pl.cnt[best]) {
+			best = b
+		}
+	}
+	pl.order = pl.order[:0]
+	if best >= 0 {
+		pl.order = append(pl.order, best)
+		return pl.pick(v, n, per)
+	}
+	if oneBlock {
+		return nil, noBlock
+	}
+	// Fewest blocks within one group.
+	bestG, bestBlocks, bestLeft := int32(-1), 0, 0
+	for _, g := range pi.groups {
+		sum := 0
+		for _, b := range pl.t.groups[g].blocks {
+			sum += pl.cnt[b]
+		}
+		if sum < n {
+			continue
+		}
+		nb, left := pl.blocksNeeded(pl.t.groups[g].blocks, n)
+		if bestG < 0 || nb < bestBlocks || (nb == bestBlocks && left < bestLeft) {
+			bestG, bestBlocks, bestLeft = g, nb, left
+		}
+	}
+	if bestG >= 0 {
+		pl.order = append(pl.order[:0], pl.t.groups[bestG].blocks...)
+		pl.sortByCount(pl.order)
+		return pl.pick(v, n, per)
+	}
+	// Fewest groups: the fullest groups first, their fullest blocks first.
+	gs := append([]int32(nil), pi.groups...)
+	gsum := func(g int32) int {
+		s := 0
+		for _, b := range pl.t.groups[g].blocks {
+			s += pl.cnt[b]
+		}
+		return s
+	}
+	slices.SortStableFunc(gs, func(a, b int32) int { return gsum(b) - gsum(a) })
+	pl.order = pl.order[:0]
+	got := 0
+	for _, g := range gs {
+		if got >= n {
+			break
+		}
+		start := len(pl.order)
+		pl.order = append(pl.order, pl.t.groups[g].blocks...)
+		pl.sortByCount(pl.order[start:])
+		got += gsum(g)
+	}
+	return pl.pick(v, n, per)
+}
+
+func (pl *placer) sortByCount(bs []int32) {
+	slices.SortStableFunc(bs, func(a, b int32) int { return pl.cnt[b] - pl.cnt[a] })
+}
+
+// blocksNeeded is how many of the fullest blocks hold n nodes, and how many
+// nodes would be left over in the last of them.
+func (pl *placer) blocksNeeded(bs []int32, n int) (int, int) {
+	pl.order = append(pl.order[:0], bs...)
+	pl.sortByCount(pl.order)
+	got := 0
+	for k, b := range pl.order {
+		got += pl.cnt[b]
+		if got >= n {
+			return k + 1, got - n
+		}
+	}
+	return len(bs) + 1, 0
+}
+
+// pick takes n nodes from the blocks in pl.order, in that order, best fit
+// within each block (the nodes with the least room that holds per first).
+func (pl *placer) pick(v *view, n int, per res) ([]int32, outcome) {
+	pl.picked = pl.picked[:0]
+	for _, b := range pl.order {
+		need := n - len(pl.picked)
+		if need == 0 {
+			break
+		}
+		pl.cand = pl.cand[:0]
+		for _, i := range pl.t.blocks[b].nodes {
+			if a := v.avail(i); a.covers(per) {
+				pl.cand = append(pl.cand, cand{i, a.acc})
+			}
+		}
+		slices.SortFunc(pl.cand, func(x, y cand) int {
+			if x.avail != y.avail {
+				return int(x.avail - y.avail)
+			}
+			return int(x.node - y.node)
+		})
+		if len(pl.cand) < min(need, pl.cnt[b]) && v.hist != nil {
+			return nil, recount
+		}
+		for _, c := range pl.cand[:min(need, len(pl.cand))] {
+			pl.picked = append(pl.picked, c.node)
+		}
+	}
+	if len(pl.picked) < n {
+		if v.hist != nil {
+			return nil, recount
+		}
+		return nil, noRoom
+	}
+	return pl.picked, placed
+}
+
+// one finds the single node of partition p with the least room that still
+// holds need (best fit), preferring lower indices. It returns -1 if none.
+func (pl *placer) one(v *view, p int32, need res) int32 {
+	pi := &pl.t.parts[p]
+	if v.hist != nil && need.acc > 0 {
+		for a := int(need.acc); a < v.h; a++ {
+			for _, b := range pi.blocks {
+				if v.hist[int(b)*v.h+a] == 0 && (v.exact == nil || !v.exact[b]) {
+					continue
+				}
+				for _, i := range pl.t.blocks[b].nodes {
+					if av := v.avail(i); int(av.acc) == a && av.covers(need) {
+						return i
+					}
+				}
+			}
+		}
+		return -1
+	}
+	best, bestAcc := int32(-1), int32(0)
+	for _, i := range pi.nodes {
+		av := v.avail(i)
+		if !av.covers(need) {
+			continue
+		}
+		// CPU-only work prefers nodes without accelerators, then the
+		// tightest fit in accelerators.
+		if best < 0 || av.acc < bestAcc {
+			best, bestAcc = i, av.acc
+		}
+	}
+	return best
+}

@@ -1,0 +1,193 @@
+package sched
+
+import (
+	"math"
+
+	"github.com/usine-project/usine/internal/model"
+)
+
+// res is an amount of the three resources a node offers. A node that
+// declares 0 CPUs or 0 memory does not limit them: they count as unbounded.
+type res struct {
+	acc int32
+	cpu int32
+	mem int64
+}
+
+const (
+	unboundedCPU = math.MaxInt32 / 4
+	unboundedMem = math.MaxInt64 / 4
+)
+
+func (r res) covers(n res) bool { return r.acc >= n.acc && r.cpu >= n.cpu && r.mem >= n.mem }
+func (r res) plus(n res) res    { return res{r.acc + n.acc, r.cpu + n.cpu, r.mem + n.mem} }
+func (r res) minus(n res) res   { return res{r.acc - n.acc, r.cpu - n.cpu, r.mem - n.mem} }
+func (r res) min(n res) res     { return res{min(r.acc, n.acc), min(r.cpu, n.cpu), min(r.mem, n.mem)} }
+
+func slotRes(s Slot) res { return res{int32(s.Accelerators), int32(s.CPUs), int64(s.MemoryMiB)} }
+
+// state is the mutable view of the cluster during one pass: what is free on
+// every node now, and what reservations set aside for later.
+type state struct {
+	t      *Topology
+	usable []bool // node up and its partition open
+	free   []res  // free now
+	cap    []res  // capacity
+
+	// Reservations. resv is what reservations will take on each node; spare
+	// is what jobs running past the node's earliest reservation (tmin) may
+	// still hold without delaying any reservation.
+	resv  []res
+	spare []res
+	tmin  []int64
+
+	// Per-block histograms of usable nodes by free accelerators, for
+	// everything free now (histAll) and for what long jobs may take
+	// (histLong: min(free, spare)). Row b holds h entries.
+	h        int
+	histAll  []int32
+	histLong []int32
+
+	anyResv bool
+}
+
+var noLimit = res{math.MaxInt32 / 2, unboundedCPU, unboundedMem}
+
+func newState(t *Topology, nodes []model.Node, parts []model.Partition) *state {
+	n := len(nodes)
+	st := &state{
+		t:      t,
+		usable: make([]bool, n),
+		free:   make([]res, n),
+		cap:    make([]res, n),
+	}
+	for _, p := range t.parts {
+		st.h = max(st.h, p.maxAcc+1)
+	}
+	for i := range nodes {
+		nd := &nodes[i]
+		c := res{int32(nd.Accelerators), int32(nd.CPUs), nd.MemoryMiB}
+		if c.cpu == 0 {
+			c.cpu = unboundedCPU
+		}
+		if c.mem == 0 {
+			c.mem = unboundedMem
+		}
+		st.cap[i] = c
+		st.free[i] = c
+		st.usable[i] = nd.State == model.NodeUp && !parts[t.nodePart[i]].Down
+	}
+	return st
+}
+
+// hold takes r from node i (a running or starting job).
+func (st *state) hold(i int32, r res) { st.free[i] = st.free[i].minus(r) }
+
+// release gives r back to node i (a preempted job).
+func (st *state) release(i int32, r res) {
+	st.setFree(i, st.free[i].plus(r))
+}
+
+func (st *state) setFree(i int32, f res) {
+	if st.histAll != nil && st.usable[i] {
+		b := st.t.nodeBlock[i]
+		st.histAll[int(b)*st.h+clampAcc(st.free[i].acc, st.h)]--
+		st.histAll[int(b)*st.h+clampAcc(f.acc, st.h)]++
+		lo, ln := st.long(i).acc, f.min(st.spareOf(i)).acc
+		st.histLong[int(b)*st.h+clampAcc(lo, st.h)]--
+		st.histLong[int(b)*st.h+clampAcc(ln, st.h)]++
+	}
+	st.free[i] = f
+}
+
+func clampAcc(a int32, h int) int {
+	if a < 0 {
+		return 0
+	}
+	if int(a) >= h {
+		return h - 1
+	}
+	return int(a)
+}
+
+func (st *state) spareOf(i int32) res {
+	if st.spare == nil {
+		return noLimit
+	}
+	return st.spare[i]
+}
+
+// long is what a job that runs past node i's earliest reservation may take.
+func (st *state) long(i int32) res { return st.free[i].min(st.spareOf(i)) }
+
+// buildHist computes the block histograms once running jobs are held.
+func (st *state) buildHist() {
+	nb := len(st.t.blocks)
+	st.histAll = make([]int32, nb*st.h)
+	st.histLong = make([]int32, nb*st.h)
+	for i := range st.free {
+		if !st.usable[i] {
+			continue
+		}
+		b := int(st.t.nodeBlock[i])
+		a := clampAcc(st.free[i].acc, st.h)
+		st.histAll[b*st.h+a]++
+		st.histLong[b*st.h+a]++
+	}
+}
+
+// setSpare changes what long jobs may take from node i.
+func (st *state) setSpare(i int32, s res) {
+	if st.usable[i] {
+		b := int(st.t.nodeBlock[i])
+		st.histLong[b*st.h+clampAcc(st.long(i).acc, st.h)]--
+		st.histLong[b*st.h+clampAcc(st.free[i].min(s).acc, st.h)]++
+	}
+	st.spare[i] = s
+}
+
+// reserve sets r aside on node i from time at on; hypAt is what the node
+// will have free at that time before this reservation.
+func (st *state) reserve(i int32, r res, at int64, hypAt res) {
+	if st.spare == nil {
+		n := len(st.free)
+		st.resv = make([]res, n)
+		st.spare = make([]res, n)
+		st.tmin = make([]int64, n)
+		for k := range st.spare {
+			st.spare[k] = noLimit
+			st.tmin[k] = math.MaxInt64
+		}
+	}
+	st.anyResv = true
+	st.resv[i] = st.resv[i].plus(r)
+	st.tmin[i] = min(st.tmin[i], at)
+	st.setSpare(i, st.spare[i].minus(r).min(hypAt.minus(r)))
+}
+
+// availFor is what a job ending at end may take from node i now.
+func (st *state) availFor(i int32, end int64) res {
+	if !st.usable[i] {
+		return res{}
+	}
+	if st.anyResv && end > st.tmin[i] {
+		return st.long(i)
+	}
+	return st.free[i]
+}
+
+// useFor records that a job ending at end takes r from node i.
+func (st *state) useFor(i int32, r res, end int64) {
+	if st.anyResv && end > st.tmin[i] {
+		st.setSpare(i, st.spare[i].minus(r))
+	}
+	st.setFree(i, st.free[i].minus(r))
+}
+
+// unuseFor undoes useFor.
+func (st *state) unuseFor(i int32, r res, end int64) {
+	if st.anyResv && end > st.tmin[i] {
+		st.setSpare(i, st.spare[i].plus(r))
+	}
+	st.setFree(i, st.free[i].plus(r))
+}
