@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"math"
 	"slices"
 )
 
@@ -14,9 +15,31 @@ type view struct {
 	// memory; placement verifies them and recounts exactly when needed.
 	hist []int32
 	h    int
-	// exact marks blocks whose nodes the histogram does not describe
-	// (they hold reservations): those are always scanned.
-	exact []bool
+	// With reservations, a block whose reserved nodes all begin their
+	// reservations after the job ends reads its row from short (everything
+	// free now); one whose reservations all begin before reads hist (what
+	// long jobs may take); a block in between is scanned.
+	short []int32
+	// levels, when set, sums hist and short per partition: a level empty
+	// in both is skipped.
+	levels, shortLevels []int32
+	lo, hi              []int64 // per block: earliest and latest reservation start; lo > hi when none
+	end                 int64
+}
+
+// row returns block b's histogram row, or nil when b must be scanned.
+func (v *view) row(b int32) []int32 {
+	if v.hist == nil {
+		return nil
+	}
+	r := v.hist[int(b)*v.h : int(b+1)*v.h]
+	if v.short == nil || v.lo[b] > v.hi[b] || v.end > v.hi[b] {
+		return r
+	}
+	if v.end <= v.lo[b] {
+		return v.short[int(b)*v.h : int(b+1)*v.h]
+	}
+	return nil
 }
 
 // count is how many nodes of block b can hold per.
@@ -24,9 +47,9 @@ func (v *view) count(b int32, per res) int {
 	if per.acc >= int32(v.h) {
 		return 0
 	}
-	if v.hist != nil && (v.exact == nil || !v.exact[b]) {
+	if row := v.row(b); row != nil {
 		n := int32(0)
-		for _, c := range v.hist[int(b)*v.h+int(max(per.acc, 0)) : int(b+1)*v.h] {
+		for _, c := range row[max(per.acc, 0):] {
 			n += c
 		}
 		return int(n)
@@ -201,19 +224,40 @@ func (pl *placer) pick(v *view, n int, per res) ([]int32, outcome) {
 func (pl *placer) one(v *view, p int32, need res) int32 {
 	pi := &pl.t.parts[p]
 	if v.hist != nil && need.acc > 0 {
-		for a := int(need.acc); a < v.h; a++ {
+		// Blocks the histogram does not describe are scanned once; the
+		// others are searched level by level, tightest first.
+		best, bestAcc := int32(-1), int32(math.MaxInt32)
+		if v.short != nil {
 			for _, b := range pi.blocks {
-				if v.hist[int(b)*v.h+a] == 0 && (v.exact == nil || !v.exact[b]) {
+				if v.row(b) != nil {
 					continue
 				}
 				for _, i := range pl.t.blocks[b].nodes {
-					if av := v.avail(i); int(av.acc) == a && av.covers(need) {
-						return i
+					if av := v.avail(i); av.covers(need) && av.acc < bestAcc {
+						best, bestAcc = i, av.acc
 					}
 				}
 			}
 		}
-		return -1
+		for a := int(need.acc); a < v.h && int32(a) <= bestAcc; a++ {
+			if v.levels != nil && v.levels[int(p)*v.h+a] == 0 && (v.shortLevels == nil || v.shortLevels[int(p)*v.h+a] == 0) {
+				continue
+			}
+			for _, b := range pi.blocks {
+				if row := v.row(b); row == nil || row[a] == 0 {
+					continue
+				}
+				for _, i := range pl.t.blocks[b].nodes {
+					if av := v.avail(i); int(av.acc) == a && av.covers(need) {
+						if int32(a) < bestAcc || i < best {
+							return i
+						}
+						return best
+					}
+				}
+			}
+		}
+		return best
 	}
 	best, bestAcc := int32(-1), int32(0)
 	for _, i := range pi.nodes {

@@ -41,11 +41,12 @@ type pass struct {
 	parent    map[string]string // project → parent; built when grants need it
 
 	failed      map[shape]failure
-	blockedPart []bool // a higher-ranked job waits for resources in this partition
+	ever        map[shape]bool // could fit an empty cluster
+	usableFit   map[shape]bool // could fit the usable nodes, were they idle
+	blockedPart []bool         // a higher-ranked job waits for resources in this partition
 	anyBlocked  bool
 	nresv       int
 	eligCache   map[[2]string][]int32
-	resvBlock   []bool // blocks holding a reservation
 
 	estimate     []estReq
 	reservations []booking
@@ -102,9 +103,10 @@ func newPass(s *Snapshot, now int64) *pass {
 	}
 	p.preempted = map[string]bool{}
 	p.failed = map[shape]failure{}
+	p.ever = map[shape]bool{}
+	p.usableFit = map[shape]bool{}
 	p.blockedPart = make([]bool, len(p.t.parts))
 	p.eligCache = map[[2]string][]int32{}
-	p.resvBlock = make([]bool, len(p.t.blocks))
 	if s.Grants != nil {
 		p.balances = slices.Clone(s.Grants)
 	}
@@ -326,7 +328,7 @@ func (p *pass) eligible(j *model.Job) ([]int32, Reason) {
 	var fits []int32
 	open := false
 	for _, part := range elig {
-		if !p.fitsEmpty(j, part) {
+		if !p.fitsEver(j, part) {
 			continue
 		}
 		fits = append(fits, part)
@@ -350,6 +352,27 @@ func (p *pass) eligible(j *model.Job) ([]int32, Reason) {
 		return out, ReasonNone
 	}
 	return fits, ReasonNone
+}
+
+// fitsEver memoizes fitsEmpty by shape.
+func (p *pass) fitsEver(j *model.Job, part int32) bool {
+	key := p.shapeOf(j, part)
+	v, ok := p.ever[key]
+	if !ok {
+		v = p.fitsEmpty(j, part)
+		p.ever[key] = v
+	}
+	return v
+}
+
+func (p *pass) shapeOf(j *model.Job, part int32) shape {
+	key := shape{part: part, nodes: j.Nodes, acc: j.Accelerators, excl: j.Exclusive, one: j.OneBlock}
+	if j.Nodes > 0 {
+		key.per = p.perNode(j, part)
+	} else {
+		key.per = res{0, int32(j.CPUs), j.MemoryMiB}
+	}
+	return key
 }
 
 // fitsEmpty says whether j could ever run in partition part, were every node
@@ -394,6 +417,21 @@ func (p *pass) fitsEmpty(j *model.Job, part int32) bool {
 // would not, it waits for nodes to come back, not for jobs to end.
 func (p *pass) fitsUsable(j *model.Job, elig []int32) bool {
 	for _, part := range elig {
+		key := p.shapeOf(j, part)
+		v, ok := p.usableFit[key]
+		if !ok {
+			v = p.fitsUsableIn(j, part)
+			p.usableFit[key] = v
+		}
+		if v {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pass) fitsUsableIn(j *model.Job, part int32) bool {
+	{
 		pi := &p.t.parts[part]
 		if j.Nodes > 0 {
 			per := p.perNode(j, part)
@@ -403,10 +441,7 @@ func (p *pass) fitsUsable(j *model.Job, elig []int32) bool {
 					n++
 				}
 			}
-			if n >= j.Nodes {
-				return true
-			}
-			continue
+			return n >= j.Nodes
 		}
 		tot := 0
 		for _, i := range pi.nodes {
@@ -414,11 +449,8 @@ func (p *pass) fitsUsable(j *model.Job, elig []int32) bool {
 				tot += int(p.st.cap[i].acc)
 			}
 		}
-		if tot >= j.Accelerators {
-			return true
-		}
+		return tot >= j.Accelerators
 	}
-	return false
 }
 
 func (p *pass) perNode(j *model.Job, part int32) res {
@@ -488,12 +520,7 @@ func (p *pass) parents() map[string]string {
 // place finds slots for j in partition part for a job ending at end,
 // without delaying any reservation.
 func (p *pass) place(part int32, j *model.Job, end int64) ([]Slot, outcome) {
-	key := shape{part: part, nodes: j.Nodes, acc: j.Accelerators, excl: j.Exclusive, one: j.OneBlock}
-	if j.Nodes > 0 {
-		key.per = p.perNode(j, part)
-	} else {
-		key.per = res{0, int32(j.CPUs), j.MemoryMiB}
-	}
+	key := p.shapeOf(j, part)
 	if f, ok := p.failed[key]; ok && f.end <= end {
 		return nil, f.why
 	}
@@ -511,14 +538,15 @@ func (p *pass) placeNow(part int32, j *model.Job, end int64) ([]Slot, outcome) {
 	st := p.st
 	var v view
 	if !st.anyResv {
-		v = view{t: p.t, hist: st.histAll, h: st.h, avail: func(i int32) res {
+		v = view{t: p.t, hist: st.histAll, h: st.h, levels: st.partAll, avail: func(i int32) res {
 			if !st.usable[i] {
 				return res{}
 			}
 			return st.free[i]
 		}}
 	} else {
-		v = view{t: p.t, hist: st.histLong, h: st.h, exact: p.resvBlock, avail: func(i int32) res { return st.availFor(i, end) }}
+		v = view{t: p.t, hist: st.histLong, h: st.h, short: st.histAll, levels: st.partLong, shortLevels: st.partAll, lo: st.blockLo, hi: st.blockHi, end: end,
+			avail: func(i int32) res { return st.availFor(i, end) }}
 	}
 	slots, out := p.placeIn(&v, part, j)
 	if out == recount {

@@ -168,12 +168,21 @@ func (p *pass) estimateAll() {
 		}
 		profiles[part] = newProfile(leaves)
 	}
+	// The profile only ever loses room, so where a job of some shape could
+	// not start, no later job of that shape can: remember where each
+	// shape's search ended.
+	type key struct {
+		part        int32
+		need, limit int64
+	}
+	from := map[key]int{}
 	for _, e := range p.estimate {
 		need := int64(e.job.TotalAccelerators())
 		bestK, bestPart := len(off), int32(-1)
 		for _, part := range e.elig {
 			pr := profiles[part]
-			k := ceil(e.earliest - p.now)
+			sk := key{part, need, e.job.Limit}
+			k := max(ceil(e.earliest-p.now), from[sk])
 			for k < bestK {
 				end := min(ceil(off[k]+e.job.Limit), len(off))
 				b := pr.lastBelow(k, end, need)
@@ -182,6 +191,7 @@ func (p *pass) estimateAll() {
 				}
 				k = b + 1
 			}
+			from[sk] = k
 			if k < bestK {
 				bestK, bestPart = k, part
 			}

@@ -32,7 +32,6 @@ func (p *pass) reserve(w *Wait, j *model.Job, elig []int32) bool {
 	}
 	for k, sl := range best {
 		p.st.reserve(sl.Node, slotRes(sl), bestT, bestHyp[k])
-		p.resvBlock[p.t.nodeBlock[sl.Node]] = true
 	}
 	p.reservations = append(p.reservations, booking{start: bestT, end: bestT + j.Limit, slots: best})
 	w.Reserved, w.EstStart, w.Reservation = true, bestT, best

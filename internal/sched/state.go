@@ -40,6 +40,8 @@ type state struct {
 	resv  []res
 	spare []res
 	tmin  []int64
+	// Per block, the earliest and latest reservation start on its nodes.
+	blockLo, blockHi []int64
 
 	// Per-block histograms of usable nodes by free accelerators, for
 	// everything free now (histAll) and for what long jobs may take
@@ -47,6 +49,8 @@ type state struct {
 	h        int
 	histAll  []int32
 	histLong []int32
+	// The same summed per partition.
+	partAll, partLong []int32
 
 	anyResv bool
 }
@@ -90,14 +94,21 @@ func (st *state) release(i int32, r res) {
 
 func (st *state) setFree(i int32, f res) {
 	if st.histAll != nil && st.usable[i] {
-		b := st.t.nodeBlock[i]
-		st.histAll[int(b)*st.h+clampAcc(st.free[i].acc, st.h)]--
-		st.histAll[int(b)*st.h+clampAcc(f.acc, st.h)]++
-		lo, ln := st.long(i).acc, f.min(st.spareOf(i)).acc
-		st.histLong[int(b)*st.h+clampAcc(lo, st.h)]--
-		st.histLong[int(b)*st.h+clampAcc(ln, st.h)]++
+		st.move(st.histAll, st.partAll, i, st.free[i].acc, f.acc)
+		st.move(st.histLong, st.partLong, i, st.long(i).acc, f.min(st.spareOf(i)).acc)
 	}
 	st.free[i] = f
+}
+
+// move counts node i at level to instead of from in a histogram and its
+// partition sums.
+func (st *state) move(hist, part []int32, i int32, from, to int32) {
+	b, p := int(st.t.nodeBlock[i])*st.h, int(st.t.nodePart[i])*st.h
+	f, t := clampAcc(from, st.h), clampAcc(to, st.h)
+	hist[b+f]--
+	hist[b+t]++
+	part[p+f]--
+	part[p+t]++
 }
 
 func clampAcc(a int32, h int) int {
@@ -125,23 +136,25 @@ func (st *state) buildHist() {
 	nb := len(st.t.blocks)
 	st.histAll = make([]int32, nb*st.h)
 	st.histLong = make([]int32, nb*st.h)
+	st.partAll = make([]int32, len(st.t.parts)*st.h)
+	st.partLong = make([]int32, len(st.t.parts)*st.h)
 	for i := range st.free {
 		if !st.usable[i] {
 			continue
 		}
-		b := int(st.t.nodeBlock[i])
+		b, p := int(st.t.nodeBlock[i])*st.h, int(st.t.nodePart[i])*st.h
 		a := clampAcc(st.free[i].acc, st.h)
-		st.histAll[b*st.h+a]++
-		st.histLong[b*st.h+a]++
+		st.histAll[b+a]++
+		st.histLong[b+a]++
+		st.partAll[p+a]++
+		st.partLong[p+a]++
 	}
 }
 
 // setSpare changes what long jobs may take from node i.
 func (st *state) setSpare(i int32, s res) {
 	if st.usable[i] {
-		b := int(st.t.nodeBlock[i])
-		st.histLong[b*st.h+clampAcc(st.long(i).acc, st.h)]--
-		st.histLong[b*st.h+clampAcc(st.free[i].min(s).acc, st.h)]++
+		st.move(st.histLong, st.partLong, i, st.long(i).acc, st.free[i].min(s).acc)
 	}
 	st.spare[i] = s
 }
@@ -158,7 +171,15 @@ func (st *state) reserve(i int32, r res, at int64, hypAt res) {
 			st.spare[k] = noLimit
 			st.tmin[k] = math.MaxInt64
 		}
+		st.blockLo = make([]int64, len(st.t.blocks))
+		st.blockHi = make([]int64, len(st.t.blocks))
+		for b := range st.blockLo {
+			st.blockLo[b], st.blockHi[b] = math.MaxInt64, math.MinInt64
+		}
 	}
+	b := st.t.nodeBlock[i]
+	st.blockLo[b] = min(st.blockLo[b], at)
+	st.blockHi[b] = max(st.blockHi[b], at)
 	st.anyResv = true
 	st.resv[i] = st.resv[i].plus(r)
 	st.tmin[i] = min(st.tmin[i], at)
