@@ -2,6 +2,7 @@ package sched
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 )
 
@@ -23,8 +24,11 @@ type view struct {
 	// levels, when set, sums hist and short per partition: a level empty
 	// in both is skipped.
 	levels, shortLevels []int32
-	lo, hi              []int64 // per block: earliest and latest reservation start; lo > hi when none
-	end                 int64
+	// fast, when set, is the pass state whose block bitsets let one()
+	// jump to the blocks that have a node at a given level.
+	fast   *state
+	lo, hi []int64 // per block: earliest and latest reservation start; lo > hi when none
+	end    int64
 }
 
 // row returns block b's histogram row, or nil when b must be scanned.
@@ -223,6 +227,9 @@ func (pl *placer) pick(v *view, n int, per res) ([]int32, outcome) {
 // holds need (best fit), preferring lower indices. It returns -1 if none.
 func (pl *placer) one(v *view, p int32, need res) int32 {
 	pi := &pl.t.parts[p]
+	if v.fast != nil && need.acc > 0 {
+		return pl.oneFast(v, p, need)
+	}
 	if v.hist != nil && need.acc > 0 {
 		// Blocks the histogram does not describe are scanned once; the
 		// others are searched level by level, tightest first.
@@ -269,6 +276,64 @@ func (pl *placer) one(v *view, p int32, need res) int32 {
 		// tightest fit in accelerators.
 		if best < 0 || av.acc < bestAcc {
 			best, bestAcc = i, av.acc
+		}
+	}
+	return best
+}
+
+// oneFast is one() on the pass state, level by level from the tightest:
+// blocks holding reservations are checked through their rows (or scanned
+// when the job ends between their reservations), the others found through
+// the level bitsets. At a level, the lowest node index wins.
+func (pl *placer) oneFast(v *view, p int32, need res) int32 {
+	st, pi := v.fast, &pl.t.parts[p]
+	best, bestAcc := int32(-1), int32(math.MaxInt32)
+	consider := func(i int32, a int32) {
+		if a < bestAcc || (a == bestAcc && i < best) {
+			best, bestAcc = i, a
+		}
+	}
+	first := func(b int32, a int) int32 {
+		for _, i := range pl.t.blocks[b].nodes {
+			if av := v.avail(i); int(av.acc) == a && av.covers(need) {
+				return i
+			}
+		}
+		return -1
+	}
+	for _, b := range st.resvList[p] {
+		if v.row(b) != nil {
+			continue
+		}
+		for _, i := range pl.t.blocks[b].nodes {
+			if av := v.avail(i); av.covers(need) {
+				consider(i, av.acc)
+			}
+		}
+	}
+	resv := st.resvBits[p]
+	for a := int(need.acc); a < v.h && int32(a) <= bestAcc; a++ {
+		for _, b := range st.resvList[p] {
+			if row := v.row(b); row != nil && row[a] > 0 {
+				if i := first(b, a); i >= 0 {
+					consider(i, int32(a))
+					break
+				}
+			}
+		}
+		if v.levels[int(p)*v.h+a] > 0 {
+		words:
+			for w, word := range st.levelBits[p][a] {
+				for x := word &^ resv[w]; x != 0; x &= x - 1 {
+					if i := first(pi.blocks[w*64+bits.TrailingZeros64(x)], a); i >= 0 {
+						consider(i, int32(a))
+						break words
+					}
+				}
+			}
+		}
+		if bestAcc == int32(a) {
+			return best
 		}
 	}
 	return best

@@ -538,14 +538,14 @@ func (p *pass) placeNow(part int32, j *model.Job, end int64) ([]Slot, outcome) {
 	st := p.st
 	var v view
 	if !st.anyResv {
-		v = view{t: p.t, hist: st.histAll, h: st.h, levels: st.partAll, avail: func(i int32) res {
+		v = view{t: p.t, hist: st.histAll, h: st.h, levels: st.partAll, fast: st, avail: func(i int32) res {
 			if !st.usable[i] {
 				return res{}
 			}
 			return st.free[i]
 		}}
 	} else {
-		v = view{t: p.t, hist: st.histLong, h: st.h, short: st.histAll, levels: st.partLong, shortLevels: st.partAll, lo: st.blockLo, hi: st.blockHi, end: end,
+		v = view{t: p.t, hist: st.histLong, h: st.h, short: st.histAll, levels: st.partLong, fast: st, lo: st.blockLo, hi: st.blockHi, end: end,
 			avail: func(i int32) res { return st.availFor(i, end) }}
 	}
 	slots, out := p.placeIn(&v, part, j)

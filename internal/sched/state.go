@@ -2,6 +2,7 @@ package sched
 
 import (
 	"math"
+	"slices"
 
 	"github.com/usine-project/usine/internal/model"
 )
@@ -51,6 +52,12 @@ type state struct {
 	histLong []int32
 	// The same summed per partition.
 	partAll, partLong []int32
+	// levelBits[p][a] is a bitset over partition p's blocks (by position)
+	// of those with a node at level a in histLong; resvBits[p] marks the
+	// blocks holding reservations, whose rows depend on the job.
+	levelBits [][][]uint64
+	resvBits  [][]uint64
+	resvList  [][]int32 // the same blocks, ascending
 
 	anyResv bool
 }
@@ -105,10 +112,23 @@ func (st *state) setFree(i int32, f res) {
 func (st *state) move(hist, part []int32, i int32, from, to int32) {
 	b, p := int(st.t.nodeBlock[i])*st.h, int(st.t.nodePart[i])*st.h
 	f, t := clampAcc(from, st.h), clampAcc(to, st.h)
+	if f == t {
+		return
+	}
 	hist[b+f]--
 	hist[b+t]++
 	part[p+f]--
 	part[p+t]++
+	if &hist[0] == &st.histLong[0] {
+		bl := &st.t.blocks[st.t.nodeBlock[i]]
+		bits := st.levelBits[bl.part]
+		if hist[b+f] == 0 {
+			bits[f][bl.pos/64] &^= 1 << (bl.pos % 64)
+		}
+		if hist[b+t] == 1 {
+			bits[t][bl.pos/64] |= 1 << (bl.pos % 64)
+		}
+	}
 }
 
 func clampAcc(a int32, h int) int {
@@ -138,10 +158,23 @@ func (st *state) buildHist() {
 	st.histLong = make([]int32, nb*st.h)
 	st.partAll = make([]int32, len(st.t.parts)*st.h)
 	st.partLong = make([]int32, len(st.t.parts)*st.h)
+	st.levelBits = make([][][]uint64, len(st.t.parts))
+	st.resvBits = make([][]uint64, len(st.t.parts))
+	st.resvList = make([][]int32, len(st.t.parts))
+	for p := range st.t.parts {
+		words := (len(st.t.parts[p].blocks) + 63) / 64
+		st.levelBits[p] = make([][]uint64, st.h)
+		for a := range st.h {
+			st.levelBits[p][a] = make([]uint64, words)
+		}
+		st.resvBits[p] = make([]uint64, words)
+	}
 	for i := range st.free {
 		if !st.usable[i] {
 			continue
 		}
+		bl := &st.t.blocks[st.t.nodeBlock[i]]
+		st.levelBits[bl.part][clampAcc(st.free[i].acc, st.h)][bl.pos/64] |= 1 << (bl.pos % 64)
 		b, p := int(st.t.nodeBlock[i])*st.h, int(st.t.nodePart[i])*st.h
 		a := clampAcc(st.free[i].acc, st.h)
 		st.histAll[b+a]++
@@ -178,6 +211,12 @@ func (st *state) reserve(i int32, r res, at int64, hypAt res) {
 		}
 	}
 	b := st.t.nodeBlock[i]
+	if bl := &st.t.blocks[b]; st.blockLo[b] > st.blockHi[b] {
+		st.resvBits[bl.part][bl.pos/64] |= 1 << (bl.pos % 64)
+		list := append(st.resvList[bl.part], b)
+		slices.Sort(list)
+		st.resvList[bl.part] = list
+	}
 	st.blockLo[b] = min(st.blockLo[b], at)
 	st.blockHi[b] = max(st.blockHi[b], at)
 	st.anyResv = true

@@ -26,6 +26,7 @@ type block struct {
 	name  string
 	part  int32
 	group int32
+	pos   int32   // position in its partition's block list
 	nodes []int32 // ascending
 }
 
@@ -83,7 +84,7 @@ func Compile(c *model.Cluster) (*Topology, error) {
 		if !ok {
 			b = int32(len(t.blocks))
 			blockIdx[key{p, n.Block}] = b
-			t.blocks = append(t.blocks, block{name: n.Block, part: p, group: g})
+			t.blocks = append(t.blocks, block{name: n.Block, part: p, group: g, pos: int32(len(t.parts[p].blocks))})
 			t.groups[g].blocks = append(t.groups[g].blocks, b)
 			t.parts[p].blocks = append(t.parts[p].blocks, b)
 		}
