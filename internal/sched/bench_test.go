@@ -141,3 +141,15 @@ func BenchmarkPlanScale(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPlanShortQueue is the pass a simulator runs most: a big, busy
+// cluster and a short queue.
+func BenchmarkPlanShortQueue(b *testing.B) {
+	s := benchSnapshot(b, 12_500, 100, 0.9)
+	s.Config.Estimates = false
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		Plan(s, 1_000_000)
+	}
+}

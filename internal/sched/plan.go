@@ -42,7 +42,6 @@ type pass struct {
 
 	failed      map[shape]failure
 	ever        map[shape]bool // could fit an empty cluster
-	usableFit   map[shape]bool // could fit the usable nodes, were they idle
 	blockedPart []bool         // a higher-ranked job waits for resources in this partition
 	anyBlocked  bool
 	nresv       int
@@ -50,9 +49,10 @@ type pass struct {
 
 	estimate     []estReq
 	reservations []booking
-	byEnd        []int   // running jobs by end time
-	hyp          []res   // scratch for reservation searches
-	hypHist      []int32 // scratch for reservation searches
+	byEnd        []ending // running jobs by end time, a heap
+	heap         []ending // scratch copy of byEnd
+	hyp          []res    // scratch for reservation searches
+	hypHist      []int32  // scratch for reservation searches
 }
 
 // commitment is something that holds slots until end: a running job, a job
@@ -104,7 +104,6 @@ func newPass(s *Snapshot, now int64) *pass {
 	p.preempted = map[string]bool{}
 	p.failed = map[shape]failure{}
 	p.ever = map[shape]bool{}
-	p.usableFit = map[shape]bool{}
 	p.blockedPart = make([]bool, len(p.t.parts))
 	p.eligCache = map[[2]string][]int32{}
 	if s.Grants != nil {
@@ -378,78 +377,53 @@ func (p *pass) shapeOf(j *model.Job, part int32) shape {
 // fitsEmpty says whether j could ever run in partition part, were every node
 // up and idle.
 func (p *pass) fitsEmpty(j *model.Job, part int32) bool {
-	pi := &p.t.parts[part]
-	if j.TotalAccelerators() > 0 && pi.model == "" {
-		return false
-	}
-	if j.Nodes > 0 {
-		per := p.perNode(j, part)
-		n := 0
-		bestBlock := 0
-		for _, b := range pi.blocks {
-			c := 0
-			for _, i := range p.t.blocks[b].nodes {
-				if p.st.cap[i].covers(per) {
-					c++
-				}
-			}
-			n += c
-			bestBlock = max(bestBlock, c)
-		}
-		return n >= j.Nodes && (!j.OneBlock || bestBlock >= j.Nodes)
-	}
-	if j.Accelerators > pi.totalAcc {
-		return false
-	}
-	if j.Accelerators <= pi.maxAcc {
-		need := p.packedNeed(j, part)
-		for _, i := range pi.nodes {
-			if p.st.cap[i].covers(need) {
-				return true
-			}
-		}
-		return false
-	}
-	return true
+	return p.fitsCounted(j, part, func(k int) int { return p.t.parts[part].classes[k].nodes })
 }
 
 // fitsUsable says whether j would fit were every usable node idle: when it
 // would not, it waits for nodes to come back, not for jobs to end.
 func (p *pass) fitsUsable(j *model.Job, elig []int32) bool {
 	for _, part := range elig {
-		key := p.shapeOf(j, part)
-		v, ok := p.usableFit[key]
-		if !ok {
-			v = p.fitsUsableIn(j, part)
-			p.usableFit[key] = v
-		}
-		if v {
+		if p.fitsCounted(j, part, func(k int) int { return p.st.usableByClass[part][k] }) {
 			return true
 		}
 	}
 	return false
 }
 
-func (p *pass) fitsUsableIn(j *model.Job, part int32) bool {
-	{
-		pi := &p.t.parts[part]
-		if j.Nodes > 0 {
-			per := p.perNode(j, part)
-			n := 0
-			for _, i := range pi.nodes {
-				if p.st.usable[i] && p.st.cap[i].covers(per) {
-					n++
-				}
+// fitsCounted says whether j fits partition part when count(k) nodes of
+// each capacity class k are idle. For one-block jobs it assumes the classes
+// share the fullest block, which can only err towards waiting.
+func (p *pass) fitsCounted(j *model.Job, part int32, count func(k int) int) bool {
+	pi := &p.t.parts[part]
+	if j.TotalAccelerators() > 0 && pi.model == "" {
+		return false
+	}
+	switch {
+	case j.Nodes > 0:
+		per := p.perNode(j, part)
+		n, inBlock := 0, 0
+		for k, c := range pi.classes {
+			if c.cap.covers(per) {
+				n += count(k)
+				inBlock += min(c.maxInBlock, count(k))
 			}
-			return n >= j.Nodes
 		}
-		tot := 0
-		for _, i := range pi.nodes {
-			if p.st.usable[i] {
-				tot += int(p.st.cap[i].acc)
+		return n >= j.Nodes && (!j.OneBlock || min(inBlock, pi.maxBlockN) >= j.Nodes)
+	case j.Accelerators <= pi.maxAcc:
+		need := p.packedNeed(j, part)
+		for k, c := range pi.classes {
+			if c.cap.covers(need) && count(k) > 0 {
+				return true
 			}
 		}
-		return tot >= j.Accelerators
+		return false
+	default:
+		acc := 0
+		for k, c := range pi.classes {
+			acc += int(c.cap.acc) * count(k)
+		}
+		return acc >= j.Accelerators
 	}
 }
 

@@ -46,18 +46,55 @@ type booking struct {
 	slots      []Slot
 }
 
-// runningByEnd lists the indices of running jobs by end time, built once.
-func (p *pass) runningByEnd() []int {
+// runningByEnd returns a min-heap of running jobs by end time (then
+// index), built once a pass; searches pop from copies of it, so a search
+// that succeeds early never pays for sorting every running job.
+func (p *pass) runningByEnd() []ending {
 	if p.byEnd == nil {
-		p.byEnd = make([]int, len(p.s.Running))
+		p.byEnd = make([]ending, len(p.s.Running))
 		for k := range p.byEnd {
-			p.byEnd[k] = k
+			p.byEnd[k] = ending{p.s.Running[k].End(), int32(k)}
 		}
-		slices.SortStableFunc(p.byEnd, func(a, b int) int {
-			return cmp.Compare(p.s.Running[a].End(), p.s.Running[b].End())
-		})
+		for n := len(p.byEnd)/2 - 1; n >= 0; n-- {
+			siftDown(p.byEnd, n)
+		}
 	}
 	return p.byEnd
+}
+
+func (a ending) less(b ending) bool { return a.end < b.end || (a.end == b.end && a.k < b.k) }
+
+func siftDown(h []ending, n int) {
+	for {
+		c := 2*n + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && h[c+1].less(h[c]) {
+			c++
+		}
+		if !h[c].less(h[n]) {
+			return
+		}
+		h[n], h[c] = h[c], h[n]
+		n = c
+	}
+}
+
+// pop removes the earliest ending from heap h.
+func pop(h []ending) (ending, []ending) {
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	siftDown(h, 0)
+	return top, h
+}
+
+// ending is when running job k ends.
+type ending struct {
+	end int64
+	k   int32
 }
 
 func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) {
@@ -138,25 +175,27 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 	}
 	started := slices.Clone(p.started)
 	slices.SortStableFunc(started, func(a, b commitment) int { return cmp.Compare(a.end, b.end) })
-	run := p.runningByEnd()
-	ri, si := 0, 0
-	for ri < len(run) || si < len(started) {
+	p.heap = append(p.heap[:0], p.runningByEnd()...)
+	run := p.heap
+	si := 0
+	for len(run) > 0 || si < len(started) {
 		// The next end time, and every slot freed then.
 		var at int64 = math.MaxInt64
-		if ri < len(run) {
-			at = p.s.Running[run[ri]].End()
+		if len(run) > 0 {
+			at = run[0].end
 		}
 		if si < len(started) {
 			at = min(at, started[si].end)
 		}
-		for ri < len(run) && p.s.Running[run[ri]].End() == at {
-			r := &p.s.Running[run[ri]]
+		for len(run) > 0 && run[0].end == at {
+			var e ending
+			e, run = pop(run)
+			r := &p.s.Running[e.k]
 			if !p.preempted[r.Job.ID] {
 				for _, sl := range r.Alloc {
 					free(sl)
 				}
 			}
-			ri++
 		}
 		for si < len(started) && started[si].end == at {
 			for _, sl := range started[si].slots {

@@ -34,6 +34,8 @@ type state struct {
 	usable []bool // node up and its partition open
 	free   []res  // free now
 	cap    []res  // capacity
+	// usableByClass counts usable nodes per partition and capacity class.
+	usableByClass [][]int
 
 	// Reservations. resv is what reservations will take on each node; spare
 	// is what jobs running past the node's earliest reservation (tmin) may
@@ -75,20 +77,32 @@ func newState(t *Topology, nodes []model.Node, parts []model.Partition) *state {
 	for _, p := range t.parts {
 		st.h = max(st.h, p.maxAcc+1)
 	}
+	st.usableByClass = make([][]int, len(t.parts))
+	for p := range t.parts {
+		st.usableByClass[p] = make([]int, len(t.parts[p].classes))
+	}
 	for i := range nodes {
-		nd := &nodes[i]
-		c := res{int32(nd.Accelerators), int32(nd.CPUs), nd.MemoryMiB}
-		if c.cpu == 0 {
-			c.cpu = unboundedCPU
-		}
-		if c.mem == 0 {
-			c.mem = unboundedMem
-		}
+		c := nodeCap(&nodes[i])
 		st.cap[i] = c
 		st.free[i] = c
-		st.usable[i] = nd.State == model.NodeUp && !parts[t.nodePart[i]].Down
+		st.usable[i] = nodes[i].State == model.NodeUp && !parts[t.nodePart[i]].Down
+		if st.usable[i] {
+			st.usableByClass[t.nodePart[i]][t.nodeClass[i]]++
+		}
 	}
 	return st
+}
+
+// nodeCap is what a node offers when idle.
+func nodeCap(nd *model.Node) res {
+	c := res{int32(nd.Accelerators), int32(nd.CPUs), nd.MemoryMiB}
+	if c.cpu == 0 {
+		c.cpu = unboundedCPU
+	}
+	if c.mem == 0 {
+		c.mem = unboundedMem
+	}
+	return c
 }
 
 // hold takes r from node i (a running or starting job).

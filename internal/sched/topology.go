@@ -17,6 +17,7 @@ type Topology struct {
 
 	nodePart  []int32 // node → partition
 	nodeBlock []int32 // node → block
+	nodeClass []int32 // node → capacity class within its partition
 	blocks    []block
 	groups    []group
 	parts     []partInfo
@@ -36,7 +37,15 @@ type group struct {
 	blocks []int32 // ascending
 }
 
+// capClass is a distinct node capacity within a partition.
+type capClass struct {
+	cap        res
+	nodes      int
+	maxInBlock int // the most nodes of this class in one block
+}
+
 type partInfo struct {
+	classes   []capClass
 	model     string
 	maxAcc    int     // accelerators of its largest node
 	nodes     []int32 // ascending
@@ -58,6 +67,7 @@ func Compile(c *model.Cluster) (*Topology, error) {
 		partIndex:  map[string]int32{},
 		nodePart:   make([]int32, len(c.Nodes)),
 		nodeBlock:  make([]int32, len(c.Nodes)),
+		nodeClass:  make([]int32, len(c.Nodes)),
 		parts:      make([]partInfo, len(c.Partitions)),
 	}
 	for i, p := range c.Partitions {
@@ -99,6 +109,21 @@ func Compile(c *model.Cluster) (*Topology, error) {
 	for _, b := range t.blocks {
 		pi := &t.parts[b.part]
 		pi.maxBlockN = max(pi.maxBlockN, len(b.nodes))
+		inBlock := map[int32]int{}
+		for _, i := range b.nodes {
+			c := nodeCap(&c.Nodes[i])
+			k := slices.IndexFunc(pi.classes, func(cc capClass) bool { return cc.cap == c })
+			if k < 0 {
+				k = len(pi.classes)
+				pi.classes = append(pi.classes, capClass{cap: c})
+			}
+			t.nodeClass[i] = int32(k)
+			pi.classes[k].nodes++
+			inBlock[int32(k)]++
+		}
+		for k, n := range inBlock {
+			pi.classes[k].maxInBlock = max(pi.classes[k].maxInBlock, n)
+		}
 	}
 	return t, nil
 }
