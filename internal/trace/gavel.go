@@ -136,6 +136,9 @@ func ReadGavelVC(r io.Reader, name, vc string, d *Durations, rng *rand.PCG, opt 
 	if m := checkName(vc); m != "" {
 		return nil, Stats{}, fmt.Errorf("%s: VC name %s; name the file <vc>.trace", name, m)
 	}
+	if d == nil || rng == nil {
+		return nil, Stats{}, fmt.Errorf("%s: no duration distribution or generator to draw run times from", name)
+	}
 	ls := newLines(r, name)
 	col := collector{opt: opt}
 	recs := make([]Record, 0, ls.count())
