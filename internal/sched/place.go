@@ -21,9 +21,9 @@ type view struct {
 	// free now); one whose reservations all begin before reads hist (what
 	// long jobs may take); a block in between is scanned.
 	short []int32
-	// levels, when set, sums hist and short per partition: a level empty
-	// in both is skipped.
-	levels, shortLevels []int32
+	// levels, when set, sums hist per partition: the fast path skips
+	// empty levels.
+	levels []int32
 	// fast, when set, is the pass state whose block bitsets let one()
 	// jump to the blocks that have a node at a given level.
 	fast   *state
@@ -234,22 +234,17 @@ func (pl *placer) one(v *view, p int32, need res) int32 {
 		// Blocks the histogram does not describe are scanned once; the
 		// others are searched level by level, tightest first.
 		best, bestAcc := int32(-1), int32(math.MaxInt32)
-		if v.short != nil {
-			for _, b := range pi.blocks {
-				if v.row(b) != nil {
-					continue
-				}
-				for _, i := range pl.t.blocks[b].nodes {
-					if av := v.avail(i); av.covers(need) && av.acc < bestAcc {
-						best, bestAcc = i, av.acc
-					}
+		for _, b := range pi.blocks {
+			if v.row(b) != nil {
+				continue
+			}
+			for _, i := range pl.t.blocks[b].nodes {
+				if av := v.avail(i); av.covers(need) && av.acc < bestAcc {
+					best, bestAcc = i, av.acc
 				}
 			}
 		}
 		for a := int(need.acc); a < v.h && int32(a) <= bestAcc; a++ {
-			if v.levels != nil && v.levels[int(p)*v.h+a] == 0 && (v.shortLevels == nil || v.shortLevels[int(p)*v.h+a] == 0) {
-				continue
-			}
 			for _, b := range pi.blocks {
 				if row := v.row(b); row == nil || row[a] == 0 {
 					continue

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"cmp"
+	"math"
 	"slices"
 
 	"github.com/usine-project/usine/internal/model"
@@ -80,6 +81,7 @@ type estReq struct {
 	job      *model.Job
 	elig     []int32
 	earliest int64
+	inOrder  bool // under strict order it cannot start before those ranked above it
 }
 
 func newPass(s *Snapshot, now int64) *pass {
@@ -261,8 +263,7 @@ func (p *pass) queueEstimate(w *Wait, j *model.Job, elig []int32, earliest int64
 	if !p.cfg.Estimates {
 		return
 	}
-	p.estimate = append(p.estimate, estReq{wait: len(p.dec.Waiting) - 1, job: j, elig: elig, earliest: earliest})
-	_ = w
+	p.estimate = append(p.estimate, estReq{wait: len(p.dec.Waiting) - 1, job: j, elig: elig, earliest: earliest, inOrder: p.cfg.Backfill == BackfillNone})
 }
 
 // depReason says whether j's dependencies hold it back.
@@ -419,11 +420,23 @@ func (p *pass) fitsCounted(j *model.Job, part int32, count func(k int) int) bool
 		}
 		return false
 	default:
-		acc := 0
+		full, perFull, hasRest, perRest := p.split(j, part)
+		nf, nr, bf, br := 0, 0, 0, 0
 		for k, c := range pi.classes {
-			acc += int(c.cap.acc) * count(k)
+			if c.cap.covers(perFull) {
+				nf += count(k)
+				bf += min(c.maxInBlock, count(k))
+			}
+			if hasRest && c.cap.covers(perRest) {
+				nr += count(k)
+				br += min(c.maxInBlock, count(k))
+			}
 		}
-		return acc >= j.Accelerators
+		ok := nf >= full && (!hasRest || nr >= full+1)
+		if j.OneBlock {
+			ok = ok && min(bf, pi.maxBlockN) >= full && (!hasRest || min(br, pi.maxBlockN) >= full+1)
+		}
+		return ok
 	}
 }
 
@@ -554,59 +567,118 @@ func (p *pass) placeIn(v *view, part int32, j *model.Job) ([]Slot, outcome) {
 		}
 		return []Slot{{Node: i, Accelerators: int(need.acc), CPUs: int(need.cpu), MemoryMiB: need.mem}}, placed
 	}
-	// More than a node holds: whole nodes, then the rest on one more node,
-	// as close as possible.
-	full, rest := j.Accelerators/pi.maxAcc, j.Accelerators%pi.maxAcc
+	return p.placeLarge(v, part, j)
+}
+
+// split says how a packed job bigger than a node divides: full whole nodes
+// of perFull and, when hasRest, one more node of perRest. CPUs and memory
+// follow the accelerators; an exclusive job takes its last node whole.
+func (p *pass) split(j *model.Job, part int32) (full int, perFull res, hasRest bool, perRest res) {
+	maxAcc := p.t.parts[part].maxAcc
 	share := func(acc int) res {
 		return res{int32(acc), int32((j.CPUs*acc + j.Accelerators - 1) / j.Accelerators),
 			(j.MemoryMiB*int64(acc) + int64(j.Accelerators) - 1) / int64(j.Accelerators)}
 	}
-	per := share(pi.maxAcc)
-	nodes, out := p.pl.gang(v, part, full, per, j.OneBlock)
-	if out != placed {
-		return nil, out
-	}
-	slots := make([]Slot, 0, full+1)
-	for _, i := range nodes {
-		slots = append(slots, Slot{Node: i, Accelerators: int(per.acc), CPUs: int(per.cpu), MemoryMiB: per.mem})
-	}
+	full, rest := j.Accelerators/maxAcc, j.Accelerators%maxAcc
+	perFull = share(maxAcc)
 	if rest > 0 {
-		need := share(rest)
-		taken := func(i int32) bool {
-			for _, s := range slots {
-				if s.Node == i {
-					return true
+		hasRest, perRest = true, share(rest)
+		if j.Exclusive {
+			perRest.acc = int32(maxAcc)
+		}
+	}
+	return full, perFull, hasRest, perRest
+}
+
+// placeLarge places a packed job bigger than a node: in the tightest block
+// that holds all of it, else (unless it demands one block) whole nodes by
+// topology and the rest as close to them as possible.
+func (p *pass) placeLarge(v *view, part int32, j *model.Job) ([]Slot, outcome) {
+	pi := &p.t.parts[part]
+	full, perFull, hasRest, perRest := p.split(j, part)
+	nodes := full
+	if hasRest {
+		nodes++
+	}
+	slot := func(i int32, r res) Slot {
+		return Slot{Node: i, Accelerators: int(r.acc), CPUs: int(r.cpu), MemoryMiB: r.mem}
+	}
+	best, bestC, total := int32(-1), 0, 0
+	for _, b := range pi.blocks {
+		cf := v.count(b, perFull)
+		total += cf
+		if cf < full || (hasRest && v.count(b, perRest) < nodes) {
+			continue
+		}
+		if best < 0 || cf < bestC {
+			best, bestC = b, cf
+		}
+	}
+	var slots []Slot
+	taken := func(i int32) bool {
+		return slices.ContainsFunc(slots, func(s Slot) bool { return s.Node == i })
+	}
+	// rest finds the best-fit node for the remainder among blocks, or -1.
+	rest := func(blocks []int32) int32 {
+		bestN, bestAcc := int32(-1), int32(math.MaxInt32)
+		for _, b := range blocks {
+			for _, i := range p.t.blocks[b].nodes {
+				if a := v.avail(i); !taken(i) && a.covers(perRest) && a.acc < bestAcc {
+					bestN, bestAcc = i, a.acc
 				}
 			}
-			return false
 		}
-		best := int32(-1)
-		// Prefer the blocks the whole nodes went to.
-		for _, s := range slots {
-			for _, i := range p.t.blocks[p.t.nodeBlock[s.Node]].nodes {
-				if a := v.avail(i); !taken(i) && a.covers(need) && (best < 0 || a.acc < v.avail(best).acc) {
-					best = i
+		return bestN
+	}
+	if best >= 0 {
+		p.pl.order = append(p.pl.order[:0], best)
+		picked, out := p.pl.pick(v, full, perFull)
+		if out != placed {
+			return nil, out
+		}
+		for _, i := range picked {
+			slots = append(slots, slot(i, perFull))
+		}
+		if hasRest {
+			i := rest([]int32{best})
+			if i < 0 {
+				if v.hist != nil {
+					return nil, recount
 				}
+				return nil, noRoom
 			}
-			if best >= 0 {
-				break
-			}
+			slots = append(slots, slot(i, perRest))
 		}
-		if best < 0 && !j.OneBlock {
-			inner := *v
-			inner.hist = nil
-			inner.avail = func(i int32) res {
-				if taken(i) {
-					return res{}
-				}
-				return v.avail(i)
+	} else {
+		if j.OneBlock {
+			if total >= nodes {
+				return nil, noBlock
 			}
-			best = p.pl.one(&inner, part, need)
-		}
-		if best < 0 {
 			return nil, noRoom
 		}
-		slots = append(slots, Slot{Node: best, Accelerators: int(need.acc), CPUs: int(need.cpu), MemoryMiB: need.mem})
+		picked, out := p.pl.gang(v, part, full, perFull, false)
+		if out != placed {
+			return nil, out
+		}
+		for _, i := range picked {
+			slots = append(slots, slot(i, perFull))
+		}
+		if hasRest {
+			var near []int32
+			for _, s := range slots {
+				if b := p.t.nodeBlock[s.Node]; !slices.Contains(near, b) {
+					near = append(near, b)
+				}
+			}
+			i := rest(near)
+			if i < 0 {
+				i = rest(pi.blocks)
+			}
+			if i < 0 {
+				return nil, noRoom
+			}
+			slots = append(slots, slot(i, perRest))
+		}
 	}
 	slices.SortFunc(slots, func(a, b Slot) int { return cmp.Compare(a.Node, b.Node) })
 	return slots, placed

@@ -55,7 +55,7 @@ func (p *pass) preempt(j *model.Job, q *QoS, elig []int32, end int64) bool {
 			}
 			continue
 		}
-		kept := taken[:0]
+		kept := make([]int, 0, len(taken))
 		for n := len(taken) - 1; n >= 0; n-- {
 			k := taken[n]
 			p.vacate(k, false)

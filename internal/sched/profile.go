@@ -176,7 +176,11 @@ func (p *pass) estimateAll() {
 		need, limit int64
 	}
 	from := map[key]int{}
+	floor := p.now // under strict order: the latest estimate so far
 	for _, e := range p.estimate {
+		if e.inOrder {
+			e.earliest = max(e.earliest, floor)
+		}
 		need := int64(e.job.TotalAccelerators())
 		bestK, bestPart := len(off), int32(-1)
 		for _, part := range e.elig {
@@ -201,6 +205,10 @@ func (p *pass) estimateAll() {
 		}
 		end := min(ceil(off[bestK]+e.job.Limit), len(off))
 		profiles[bestPart].add(bestK, end, -need)
-		p.dec.Waiting[e.wait].EstStart = max(p.now+off[bestK], e.earliest)
+		est := max(p.now+off[bestK], e.earliest)
+		p.dec.Waiting[e.wait].EstStart = est
+		if e.inOrder {
+			floor = est
+		}
 	}
 }

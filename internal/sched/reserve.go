@@ -13,10 +13,11 @@ import (
 // would still run then may no longer take what the reservation needs.
 //
 // The search walks the ends of running jobs (and of jobs started in this
-// pass) in time order, freeing their slots on a copy of the free state from
-// which earlier reservations are subtracted for good, and places j on that
-// copy after each step. Treating earlier reservations as permanent is
-// pessimistic, but guarantees they never collide.
+// pass) in time order, freeing their slots on a copy of the free state, and
+// after each step places j on that copy minus every earlier reservation
+// whose time overlaps the window j would run in. Holding all overlapping
+// reservations at once is pessimistic when they do not overlap each
+// other, but guarantees they never collide.
 func (p *pass) reserve(w *Wait, j *model.Job, elig []int32) bool {
 	bestT := int64(math.MaxInt64)
 	var best []Slot
@@ -124,9 +125,6 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 			continue
 		}
 		hv := st.free[i]
-		if st.resv != nil {
-			hv = hv.minus(st.resv[i])
-		}
 		hyp[i] = hv
 		hist[int(t.nodeBlock[i])*h+clampAcc(hv.acc, h)]++
 		if hv.acc >= g {
@@ -139,22 +137,51 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 		}
 		return hyp[i]
 	}}
-	free := func(sl Slot) {
+	// adjust changes what the copy has free on a slot's node by sign × the slot.
+	adjust := func(sl Slot, sign int32) {
 		i := sl.Node
 		if i < 0 || int(i) >= len(hyp) || t.nodePart[i] != part || !st.usable[i] {
 			return
 		}
 		old := hyp[i]
-		nv := old.plus(slotRes(sl))
+		r := slotRes(sl)
+		nv := res{old.acc + sign*r.acc, old.cpu + sign*r.cpu, old.mem + int64(sign)*r.mem}
 		hyp[i] = nv
 		b := int(t.nodeBlock[i]) * h
 		hist[b+clampAcc(old.acc, h)]--
 		hist[b+clampAcc(nv.acc, h)]++
-		if old.acc < g && nv.acc >= g {
+		switch {
+		case old.acc < g && nv.acc >= g:
 			enough++
+		case old.acc >= g && nv.acc < g:
+			enough--
+		}
+	}
+	free := func(sl Slot) { adjust(sl, 1) }
+	// Earlier reservations are held on the copy while they overlap the
+	// window [from, from+limit) that j would run in; as the search moves
+	// later, they come in (their start falls inside) and go out (they end).
+	in := make([]int8, len(p.reservations)) // 0 not yet, 1 held, 2 gone
+	window := func(from int64) {
+		for k, b := range p.reservations {
+			switch {
+			case in[k] == 0 && b.end > from && b.start < from+j.Limit:
+				in[k] = 1
+				for _, sl := range b.slots {
+					adjust(sl, -1)
+				}
+			case in[k] == 1 && b.end <= from:
+				in[k] = 2
+				for _, sl := range b.slots {
+					adjust(sl, 1)
+				}
+			case in[k] == 0 && b.end <= from:
+				in[k] = 2
+			}
 		}
 	}
 	try := func(at int64) ([]Slot, []res, bool) {
+		window(max(at, p.now))
 		if enough < nodesNeeded {
 			return nil, nil, false
 		}
@@ -177,8 +204,15 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 	slices.SortStableFunc(started, func(a, b commitment) int { return cmp.Compare(a.end, b.end) })
 	p.heap = append(p.heap[:0], p.runningByEnd()...)
 	run := p.heap
-	si := 0
-	for len(run) > 0 || si < len(started) {
+	// Earlier reservations ending free nothing on the copy, but the window
+	// after them is clear of them: try then too.
+	var resvEnds []int64
+	for _, b := range p.reservations {
+		resvEnds = append(resvEnds, b.end)
+	}
+	slices.Sort(resvEnds)
+	si, bi := 0, 0
+	for len(run) > 0 || si < len(started) || bi < len(resvEnds) {
 		// The next end time, and every slot freed then.
 		var at int64 = math.MaxInt64
 		if len(run) > 0 {
@@ -186,6 +220,12 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 		}
 		if si < len(started) {
 			at = min(at, started[si].end)
+		}
+		if bi < len(resvEnds) {
+			at = min(at, resvEnds[bi])
+		}
+		for bi < len(resvEnds) && resvEnds[bi] == at {
+			bi++
 		}
 		for len(run) > 0 && run[0].end == at {
 			var e ending

@@ -37,10 +37,8 @@ type state struct {
 	// usableByClass counts usable nodes per partition and capacity class.
 	usableByClass [][]int
 
-	// Reservations. resv is what reservations will take on each node; spare
-	// is what jobs running past the node's earliest reservation (tmin) may
-	// still hold without delaying any reservation.
-	resv  []res
+	// Reservations: spare is what jobs running past the node's earliest
+	// reservation (tmin) may still hold without delaying any reservation.
 	spare []res
 	tmin  []int64
 	// Per block, the earliest and latest reservation start on its nodes.
@@ -211,7 +209,6 @@ func (st *state) setSpare(i int32, s res) {
 func (st *state) reserve(i int32, r res, at int64, hypAt res) {
 	if st.spare == nil {
 		n := len(st.free)
-		st.resv = make([]res, n)
 		st.spare = make([]res, n)
 		st.tmin = make([]int64, n)
 		for k := range st.spare {
@@ -234,7 +231,6 @@ func (st *state) reserve(i int32, r res, at int64, hypAt res) {
 	st.blockLo[b] = min(st.blockLo[b], at)
 	st.blockHi[b] = max(st.blockHi[b], at)
 	st.anyResv = true
-	st.resv[i] = st.resv[i].plus(r)
 	st.tmin[i] = min(st.tmin[i], at)
 	st.setSpare(i, st.spare[i].minus(r).min(hypAt.minus(r)))
 }
