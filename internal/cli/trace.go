@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usine-project/usine/internal/cluster"
+	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/trace"
 )
 
@@ -114,14 +115,7 @@ file. docs/TRACES.md describes the mix.`,
 			if err != nil {
 				return &UsageError{fmt.Errorf("trace gen: --cluster: %w", err)}
 			}
-			perNode := 0
-			for _, n := range c.Nodes {
-				perNode = max(perNode, n.Accelerators)
-			}
-			if c.TotalAccelerators() == 0 {
-				return &UsageError{fmt.Errorf("trace gen: cluster %s has no accelerators", c.Name)}
-			}
-			recs, err := trace.Generate(trace.GenOptions{Jobs: jobs, Seed: seed, Accelerators: c.TotalAccelerators(), PerNode: perNode, Load: load, Projects: projects})
+			recs, err := workload(c, trace.GenOptions{Jobs: jobs, Seed: seed, Load: load, Projects: projects})
 			if err != nil {
 				return &UsageError{fmt.Errorf("trace gen: %w", err)}
 			}
@@ -287,4 +281,16 @@ func writeTrace(stdout io.Writer, path string, recs []trace.Record, comments []s
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// workload generates a synthetic workload sized for cluster c.
+func workload(c *model.Cluster, opt trace.GenOptions) ([]trace.Record, error) {
+	if c.TotalAccelerators() == 0 {
+		return nil, fmt.Errorf("cluster %s has no accelerators", c.Name)
+	}
+	for _, n := range c.Nodes {
+		opt.PerNode = max(opt.PerNode, n.Accelerators)
+	}
+	opt.Accelerators = c.TotalAccelerators()
+	return trace.Generate(opt)
 }
