@@ -48,6 +48,10 @@ type Options struct {
 	FailRate   float64
 	RepairTime time.Duration
 	Seed       uint64
+	// Checkpoint, when set, is how often running jobs save their progress:
+	// a job stopped by a failure or a preemption resumes from its last
+	// checkpoint. 0: it restarts from scratch.
+	Checkpoint time.Duration
 
 	// SkipImpossible skips, and counts, jobs that could never run on the
 	// cluster, instead of failing with a *RecordError wrapping ErrCannotFit.
@@ -81,6 +85,7 @@ type settings struct {
 	decay                          float64 // λ of the usage decay, per second
 	repair                         int64
 	failPerSecond                  float64 // per node
+	checkpoint                     int64   // 0: none
 }
 
 func resolve(o *Options) (settings, error) {
@@ -107,6 +112,10 @@ func resolve(o *Options) (settings, error) {
 	errs = append(errs, err)
 	s.repair, err = secs("repair time", o.RepairTime, DefaultRepairTime)
 	errs = append(errs, err)
+	if o.Checkpoint != 0 {
+		s.checkpoint, err = secs("checkpoint interval", o.Checkpoint, 0)
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return s, err
 	}

@@ -148,6 +148,7 @@ type runner struct {
 	end        []int64
 	startAt    []int64 // start of the current (or last) run
 	starts     []int32
+	done       []int64 // seconds of run time saved by checkpoints
 	alloc      map[int32][]sched.Slot // slots of running jobs
 
 	next                       int32 // next job to submit
@@ -232,6 +233,7 @@ func newRunner(p *prep, cfg sched.Config, opt *Options, set settings, index int,
 	r.end = make([]int64, n)
 	r.startAt = make([]int64, n)
 	r.starts = make([]int32, n)
+	r.done = make([]int64, n)
 	for i := range r.firstStart {
 		r.firstStart[i] = -1
 	}
@@ -306,11 +308,16 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		if t == never {
 			break
 		}
+		if t < r.now {
+			return nil, fmt.Errorf("internal error: the clock would go back from %ds to %ds", r.now, t)
+		}
 		r.advance(t)
 		if err := r.endsAt(t); err != nil {
 			return nil, err
 		}
-		r.nodesAt(t)
+		if err := r.nodesAt(t); err != nil {
+			return nil, err
+		}
 		r.submitsAt(t)
 		if at, full := r.passAt(); at == t {
 			if err := r.pass(full); err != nil {
@@ -383,32 +390,30 @@ func (r *runner) nextEnd() int64 {
 // and the last pass left a job blocked for resources: that job still
 // blocks (nothing freed), every fresh job ranks behind it, and a quick pass
 // starts jobs strictly in order. A full pass runs every backfill interval
-// while jobs wait and something changed since the last one — or always,
-// for multifactor orders, whose priorities move with time.
+// while jobs wait and something changed since the last one: over an
+// unchanged state, a FIFO pass decides nothing new, and a multifactor pass
+// could only reorder waiting jobs as their age and fair share drift — it
+// frees nothing. Slurm would run it; the simulator waits for the next
+// event, which keeps long quiet stretches cheap.
 func (r *runner) passAt() (int64, bool) {
 	if r.nPending == 0 {
 		return never, false
 	}
 	q := int64(never)
 	if r.changed && !(r.elidable && r.blocked && r.kinds == chSubmit) {
-		q = r.quickAt
+		q = max(r.quickAt, r.now) // an elided pass is due as soon as it no longer is
 	}
 	if r.quickIsFull {
 		return q, true
 	}
 	f := int64(never)
-	if r.changedSinceFull || (!r.fifo && r.mayProgress()) {
+	if r.changedSinceFull {
 		f = max(r.lastFull+r.set.backfillInterval, r.now)
 	}
 	if f <= q {
 		return f, true
 	}
 	return q, false
-}
-
-// mayProgress says whether anything is still due to change the state.
-func (r *runner) mayProgress() bool {
-	return r.nRunning > 0 || int(r.next) < r.p.n || len(r.nodeEv) > 0
 }
 
 func (r *runner) markChanged(kind uint8) {
@@ -462,9 +467,15 @@ func (r *runner) release(i int32) {
 }
 
 // requeue stops running job i and puts it back in the queue with its
-// original submit time; the work it did is lost.
+// original submit time; the work it did since its last checkpoint is lost.
 func (r *runner) requeue(i int32) {
-	r.lostAccSeconds += int64(r.p.total(i)) * (r.now - r.startAt[i])
+	ran := r.now - r.startAt[i]
+	saved := int64(0)
+	if c := r.set.checkpoint; c > 0 {
+		saved = ran / c * c
+	}
+	r.done[i] += saved
+	r.lostAccSeconds += int64(r.p.total(i)) * (ran - saved)
 	r.release(i)
 	r.status[i] = stPending
 	r.epoch[i]++
@@ -473,31 +484,39 @@ func (r *runner) requeue(i int32) {
 }
 
 // nodesAt applies node failures and repairs due at t.
-func (r *runner) nodesAt(t int64) {
+func (r *runner) nodesAt(t int64) error {
 	if !r.workLeft() {
-		return
+		return nil
 	}
 	for len(r.nodeEv) > 0 && r.nodeEv[0].at == t {
 		e := r.nodeEv.pop()
 		if e.up {
 			r.repair(e.node)
-		} else {
-			r.fail(e.node)
+		} else if err := r.fail(e.node); err != nil {
+			return err
 		}
 	}
 	for r.nextFail == t {
 		i := int32(r.rng.IntN(len(r.nodes)))
 		if r.nodes[i].State == model.NodeUp {
-			r.fail(i)
+			if err := r.fail(i); err != nil {
+				return err
+			}
 			r.nodeEv.push(nodeEvent{at: t + r.set.repair, node: i, up: true, seq: math.MaxInt64})
 		}
 		r.nextFail = t + r.failGap()
 	}
+	return nil
 }
 
-func (r *runner) fail(node int32) {
+// MaxStarts bounds how often node failures may stop one job: a large gang
+// on failure-prone nodes without checkpoints may never finish, and the
+// replay would never end.
+const MaxStarts = 100
+
+func (r *runner) fail(node int32) error {
 	if r.nodes[node].State == model.NodeDown {
-		return
+		return nil
 	}
 	r.nodes[node].State = model.NodeDown
 	var victims []int32
@@ -517,12 +536,17 @@ func (r *runner) fail(node int32) {
 	visit(r.runIdx, r.runEp)
 	visit(r.newIdx, r.newEp)
 	for _, i := range victims {
+		if r.starts[i] >= MaxStarts {
+			return fmt.Errorf("at %ds node %s fails under job %s (%s), which has started %d times: failures stop it faster than it can finish; lower the failure rate or set a checkpoint interval",
+				r.now, r.nodes[node].Name, r.p.id(i), where(int(r.p.line[i]), int(r.p.index[i])), r.starts[i])
+		}
 		r.requeue(i)
 		r.failRequeues++
 	}
 	if len(victims) > 0 {
 		r.markChanged(chRequeue)
 	}
+	return nil
 }
 
 func (r *runner) repair(node int32) {
@@ -666,7 +690,7 @@ func (r *runner) start(st *sched.Start) error {
 	}
 	r.starts[i]++
 	r.alloc[i] = st.Alloc
-	r.finishes.push(finish{at: r.now + r.p.run[i], job: i, epoch: r.epoch[i]})
+	r.finishes.push(finish{at: r.now + r.p.run[i] - r.done[i], job: i, epoch: r.epoch[i]})
 	r.newRun = append(r.newRun, sched.Running{Job: r.pending[k], Start: r.now, Alloc: st.Alloc})
 	r.newIdx = append(r.newIdx, i)
 	r.newEp = append(r.newEp, r.epoch[i])

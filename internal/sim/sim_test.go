@@ -349,3 +349,59 @@ func TestUnsortedRecordsReplayInSubmitOrder(t *testing.T) {
 		t.Errorf("order %v, b starts at %d; want [a b] and 100", got, res.Outcomes[1].Start)
 	}
 }
+
+func TestSubmitsBehindABlockedJobWait(t *testing.T) {
+	t.Parallel()
+	// j2 blocks behind j1 from the pass at 10. j3's submit at 20 changes
+	// nothing a strict-order pass could use; the next pass comes with
+	// j1's end at 100, never earlier.
+	recs := records(
+		job("j1").at(0).gpus(8).run(100).limit(200),
+		job("j2").at(5).gpus(8).run(10).limit(20),
+		job("j3").at(20).gpus(1).run(10).limit(20),
+	)
+	res, err := Run(context.Background(), Input{Cluster: cluster(1, 1, 1, 8), Records: recs}, sched.FIFO(), Options{Outcomes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Outcome{outcome("j1", 8, 0, 0, 100), outcome("j2", 8, 5, 100, 110), outcome("j3", 1, 20, 110, 120)}
+	if diff := cmp.Diff(want, res.Outcomes); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if res.Passes != 4 { // at 0, 10, 100 and 110
+		t.Errorf("passes = %d, want 4", res.Passes)
+	}
+}
+
+func TestCheckpointsKeepProgress(t *testing.T) {
+	t.Parallel()
+	// As in TestNodeFailureRequeues, with a checkpoint every 20 s: the run
+	// from 0 to 50 saves 40 s, so the restart at 70 needs 60 s more.
+	recs := records(job("g").at(0).gang(2, 8).run(100).limit(200))
+	opt := Options{Outcomes: true, Checkpoint: 20 * time.Second,
+		NodeEvents: []NodeEvent{{At: 50, Node: "n00"}, {At: 70, Node: "n00", Up: true}}}
+	res, err := Run(context.Background(), Input{Cluster: cluster(1, 1, 2, 8), Records: recs}, sched.EASY(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := res.Outcomes[0]; o.End != 130 || o.Starts != 2 {
+		t.Errorf("ends at %d after %d starts, want 130 after 2", o.End, o.Starts)
+	}
+	if res.LostAcceleratorSeconds != 16*10 || res.AcceleratorSeconds != 16*50+16*60 {
+		t.Errorf("lost %d, held %d; want 160, 1760", res.LostAcceleratorSeconds, res.AcceleratorSeconds)
+	}
+}
+
+func TestEndlessFailuresAreAnError(t *testing.T) {
+	t.Parallel()
+	// The node fails every 20 s; the job needs 1,000 s in one go.
+	var evs []NodeEvent
+	for k := range int64(2 * MaxStarts) {
+		evs = append(evs, NodeEvent{At: 10 + 20*k, Node: "n00"}, NodeEvent{At: 20 + 20*k, Node: "n00", Up: true})
+	}
+	recs := records(job("long").run(1000).limit(2000).line(5))
+	_, err := Run(context.Background(), Input{Cluster: cluster(1, 1, 1, 8), Records: recs}, sched.FIFO(), Options{NodeEvents: evs})
+	if err == nil || !strings.Contains(err.Error(), "job long (trace line 5), which has started 100 times") {
+		t.Errorf("error = %v, want one saying job long started 100 times", err)
+	}
+}
