@@ -148,7 +148,7 @@ type runner struct {
 	end        []int64
 	startAt    []int64 // start of the current (or last) run
 	starts     []int32
-	done       []int64 // seconds of run time saved by checkpoints
+	done       []int64                // seconds of run time saved by checkpoints
 	alloc      map[int32][]sched.Slot // slots of running jobs
 
 	next                       int32 // next job to submit
