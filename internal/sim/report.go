@@ -22,7 +22,11 @@ func WriteTable(w io.Writer, results []*Result) error {
 			Duration(r.AvgQueue), Duration(r.P50Queue), Duration(r.P95Queue), Duration(r.P99Queue),
 			r.AvgBoundedSlowdown, 100*r.Utilization, Duration(float64(r.Makespan)), r.Preemptions, r.Passes)
 	}
-	fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "policy\tsize\tjobs\tavg JCT\tp50 JCT\tp95 JCT\tp99 JCT\tavg queue\tp95 queue\tavg bsld\t")
 	for _, r := range results {
 		for _, s := range r.BySize {
