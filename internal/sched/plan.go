@@ -17,8 +17,45 @@ import (
 // conservative) and recording why the others wait; finally estimate a start
 // time for every waiting job on a time profile of the cluster.
 func Plan(s *Snapshot, now int64) *Decisions {
-	p := newPass(s, now)
+	return NewPlanner(s.Topology).Plan(s, now)
+}
+
+// Planner runs passes over one topology and keeps its working memory
+// between them, so that a caller planning often (the server's loop, the
+// simulator) does not rebuild it every pass. Its decisions are exactly
+// Plan's. A Planner is not safe for concurrent use.
+type Planner struct {
+	t   *Topology
+	st  state
+	pl  *placer
+	buf passBuffers
+}
+
+// passBuffers is scratch space a pass may grow and the next one reuse.
+type passBuffers struct {
+	byEnd, heap []ending
+	hyp         []res
+	hypHist     []int32
+}
+
+// NewPlanner returns a planner for snapshots of topology t.
+func NewPlanner(t *Topology) *Planner {
+	if t == nil {
+		t = &Topology{}
+	}
+	return &Planner{t: t, pl: newPlacer(t)}
+}
+
+// Plan runs one scheduling pass, as the package-level Plan does. A snapshot
+// of another topology gets a fresh planner.
+func (pr *Planner) Plan(s *Snapshot, now int64) *Decisions {
+	if s.Topology != pr.t && s.Topology != nil {
+		*pr = *NewPlanner(s.Topology)
+	}
+	p := newPass(pr, s, now)
 	p.run()
+	pr.buf = p.passBuffers
+	pr.buf.byEnd = pr.buf.byEnd[:0]
 	return &p.dec
 }
 
@@ -50,10 +87,7 @@ type pass struct {
 
 	estimate     []estReq
 	reservations []booking
-	byEnd        []ending // running jobs by end time, a heap
-	heap         []ending // scratch copy of byEnd
-	hyp          []res    // scratch for reservation searches
-	hypHist      []int32  // scratch for reservation searches
+	passBuffers  // byEnd: running jobs by end time, a heap; the rest scratch
 }
 
 // commitment is something that holds slots until end: a running job, a job
@@ -84,11 +118,8 @@ type estReq struct {
 	inOrder  bool // under strict order it cannot start before those ranked above it
 }
 
-func newPass(s *Snapshot, now int64) *pass {
-	p := &pass{s: s, now: now, cfg: &s.Config, t: s.Topology}
-	if p.t == nil {
-		p.t = &Topology{}
-	}
+func newPass(pr *Planner, s *Snapshot, now int64) *pass {
+	p := &pass{s: s, now: now, cfg: &s.Config, t: pr.t, passBuffers: pr.buf}
 	p.nodes = s.Nodes
 	if len(p.nodes) != len(p.t.nodes) {
 		p.nodes = p.t.nodes
@@ -97,8 +128,9 @@ func newPass(s *Snapshot, now int64) *pass {
 	if len(p.parts) != len(p.t.partitions) {
 		p.parts = p.t.partitions
 	}
-	p.st = newState(p.t, p.nodes, p.parts)
-	p.pl = newPlacer(p.t)
+	pr.st.reset(p.t, p.nodes, p.parts)
+	p.st = &pr.st
+	p.pl = pr.pl
 	p.qos = make(map[string]*QoS, len(s.QoS))
 	for i := range s.QoS {
 		p.qos[s.QoS[i].Name] = &s.QoS[i]

@@ -51,10 +51,9 @@ type booking struct {
 // index), built once a pass; searches pop from copies of it, so a search
 // that succeeds early never pays for sorting every running job.
 func (p *pass) runningByEnd() []ending {
-	if p.byEnd == nil {
-		p.byEnd = make([]ending, len(p.s.Running))
-		for k := range p.byEnd {
-			p.byEnd[k] = ending{p.s.Running[k].End(), int32(k)}
+	if len(p.byEnd) == 0 && len(p.s.Running) > 0 {
+		for k := range p.s.Running {
+			p.byEnd = append(p.byEnd, ending{p.s.Running[k].End(), int32(k)})
 		}
 		for n := len(p.byEnd)/2 - 1; n >= 0; n-- {
 			siftDown(p.byEnd, n)
@@ -101,7 +100,7 @@ type ending struct {
 func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) {
 	st, t := p.st, p.t
 	pi := &t.parts[part]
-	if p.hyp == nil {
+	if len(p.hyp) != len(st.free) {
 		p.hyp = make([]res, len(st.free))
 		p.hypHist = make([]int32, len(st.histAll))
 	}

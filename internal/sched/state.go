@@ -60,35 +60,48 @@ type state struct {
 	resvList  [][]int32 // the same blocks, ascending
 
 	anyResv bool
+	touched []int32 // nodes whose spare, tmin or block bounds this pass changed
 }
 
 var noLimit = res{math.MaxInt32 / 2, unboundedCPU, unboundedMem}
 
-func newState(t *Topology, nodes []model.Node, parts []model.Partition) *state {
+// reset prepares st for a pass over t, reusing its memory: everything
+// free, nothing reserved. Histograms come after running jobs are held.
+func (st *state) reset(t *Topology, nodes []model.Node, parts []model.Partition) {
 	n := len(nodes)
-	st := &state{
-		t:      t,
-		usable: make([]bool, n),
-		free:   make([]res, n),
-		cap:    make([]res, n),
+	if st.t != t {
+		*st = state{t: t}
+		for _, p := range t.parts {
+			st.h = max(st.h, p.maxAcc+1)
+		}
+		st.usable = make([]bool, n)
+		st.free = make([]res, n)
+		st.usableByClass = make([][]int, len(t.parts))
+		for p := range t.parts {
+			st.usableByClass[p] = make([]int, len(t.parts[p].classes))
+		}
 	}
-	for _, p := range t.parts {
-		st.h = max(st.h, p.maxAcc+1)
-	}
-	st.usableByClass = make([][]int, len(t.parts))
-	for p := range t.parts {
-		st.usableByClass[p] = make([]int, len(t.parts[p].classes))
+	st.cap = t.cap
+	copy(st.free, t.cap)
+	for p := range st.usableByClass {
+		clear(st.usableByClass[p])
 	}
 	for i := range nodes {
-		c := nodeCap(&nodes[i])
-		st.cap[i] = c
-		st.free[i] = c
-		st.usable[i] = nodes[i].State == model.NodeUp && !parts[t.nodePart[i]].Down
-		if st.usable[i] {
+		u := nodes[i].State == model.NodeUp && !parts[t.nodePart[i]].Down
+		st.usable[i] = u
+		if u {
 			st.usableByClass[t.nodePart[i]][t.nodeClass[i]]++
 		}
 	}
-	return st
+	// Undo the last pass's reservations where it made any.
+	for _, i := range st.touched {
+		st.spare[i] = noLimit
+		st.tmin[i] = math.MaxInt64
+		b := t.nodeBlock[i]
+		st.blockLo[b], st.blockHi[b] = math.MaxInt64, math.MinInt64
+	}
+	st.touched = st.touched[:0]
+	st.anyResv = false
 }
 
 // nodeCap is what a node offers when idle.
@@ -165,35 +178,52 @@ func (st *state) long(i int32) res { return st.free[i].min(st.spareOf(i)) }
 
 // buildHist computes the block histograms once running jobs are held.
 func (st *state) buildHist() {
-	nb := len(st.t.blocks)
-	st.histAll = make([]int32, nb*st.h)
-	st.histLong = make([]int32, nb*st.h)
-	st.partAll = make([]int32, len(st.t.parts)*st.h)
-	st.partLong = make([]int32, len(st.t.parts)*st.h)
-	st.levelBits = make([][][]uint64, len(st.t.parts))
-	st.resvBits = make([][]uint64, len(st.t.parts))
-	st.resvList = make([][]int32, len(st.t.parts))
+	nb, np, h := len(st.t.blocks), len(st.t.parts), st.h
+	if len(st.histAll) != nb*h {
+		st.histAll = make([]int32, nb*h)
+		st.histLong = make([]int32, nb*h)
+		st.partAll = make([]int32, np*h)
+		st.partLong = make([]int32, np*h)
+		st.levelBits = make([][][]uint64, np)
+		st.resvBits = make([][]uint64, np)
+		st.resvList = make([][]int32, np)
+		for p := range st.t.parts {
+			words := (len(st.t.parts[p].blocks) + 63) / 64
+			st.levelBits[p] = make([][]uint64, h)
+			for a := range h {
+				st.levelBits[p][a] = make([]uint64, words)
+			}
+			st.resvBits[p] = make([]uint64, words)
+		}
+	}
+	clear(st.histAll)
+	clear(st.partAll)
+	for i, u := range st.usable {
+		if u {
+			st.histAll[int(st.t.nodeBlock[i])*h+clampAcc(st.free[i].acc, h)]++
+		}
+	}
+	// Nothing is reserved yet: what long jobs may take is what is free.
+	copy(st.histLong, st.histAll)
 	for p := range st.t.parts {
-		words := (len(st.t.parts[p].blocks) + 63) / 64
-		st.levelBits[p] = make([][]uint64, st.h)
-		for a := range st.h {
-			st.levelBits[p][a] = make([]uint64, words)
+		for a := range h {
+			clear(st.levelBits[p][a])
 		}
-		st.resvBits[p] = make([]uint64, words)
+		clear(st.resvBits[p])
+		st.resvList[p] = st.resvList[p][:0]
 	}
-	for i := range st.free {
-		if !st.usable[i] {
-			continue
+	for b := range st.t.blocks {
+		bl := &st.t.blocks[b]
+		row := st.histAll[b*h : (b+1)*h]
+		part := st.partAll[int(bl.part)*h : int(bl.part+1)*h]
+		for a, c := range row {
+			if c > 0 {
+				part[a] += c
+				st.levelBits[bl.part][a][bl.pos/64] |= 1 << (bl.pos % 64)
+			}
 		}
-		bl := &st.t.blocks[st.t.nodeBlock[i]]
-		st.levelBits[bl.part][clampAcc(st.free[i].acc, st.h)][bl.pos/64] |= 1 << (bl.pos % 64)
-		b, p := int(st.t.nodeBlock[i])*st.h, int(st.t.nodePart[i])*st.h
-		a := clampAcc(st.free[i].acc, st.h)
-		st.histAll[b+a]++
-		st.histLong[b+a]++
-		st.partAll[p+a]++
-		st.partLong[p+a]++
 	}
+	copy(st.partLong, st.partAll)
 }
 
 // setSpare changes what long jobs may take from node i.
@@ -207,6 +237,7 @@ func (st *state) setSpare(i int32, s res) {
 // reserve sets r aside on node i from time at on; hypAt is what the node
 // will have free at that time before this reservation.
 func (st *state) reserve(i int32, r res, at int64, hypAt res) {
+	st.touched = append(st.touched, i)
 	if st.spare == nil {
 		n := len(st.free)
 		st.spare = make([]res, n)

@@ -18,6 +18,7 @@ type Topology struct {
 	nodePart  []int32 // node → partition
 	nodeBlock []int32 // node → block
 	nodeClass []int32 // node → capacity class within its partition
+	cap       []res   // node → what it offers when idle
 	blocks    []block
 	groups    []group
 	parts     []partInfo
@@ -68,6 +69,7 @@ func Compile(c *model.Cluster) (*Topology, error) {
 		nodePart:   make([]int32, len(c.Nodes)),
 		nodeBlock:  make([]int32, len(c.Nodes)),
 		nodeClass:  make([]int32, len(c.Nodes)),
+		cap:        make([]res, len(c.Nodes)),
 		parts:      make([]partInfo, len(c.Partitions)),
 	}
 	for i, p := range c.Partitions {
@@ -100,6 +102,7 @@ func Compile(c *model.Cluster) (*Topology, error) {
 		}
 		t.nodePart[i] = p
 		t.nodeBlock[i] = b
+		t.cap[i] = nodeCap(n)
 		t.blocks[b].nodes = append(t.blocks[b].nodes, int32(i))
 		pi := &t.parts[p]
 		pi.nodes = append(pi.nodes, int32(i))
