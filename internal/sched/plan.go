@@ -128,7 +128,7 @@ func newPass(pr *Planner, s *Snapshot, now int64) *pass {
 	if len(p.parts) != len(p.t.partitions) {
 		p.parts = p.t.partitions
 	}
-	pr.st.reset(p.t, p.nodes, p.parts)
+	pr.st.reset(p.t, p.nodes, p.parts, s.Nodes == nil && s.Partitions == nil)
 	p.st = &pr.st
 	p.pl = pr.pl
 	p.qos = make(map[string]*QoS, len(s.QoS))

@@ -36,6 +36,9 @@ type state struct {
 	cap    []res  // capacity
 	// usableByClass counts usable nodes per partition and capacity class.
 	usableByClass [][]int
+	// The same for the cluster as compiled, remembered across passes.
+	compiledUsable  []bool
+	compiledByClass [][]int
 
 	// Reservations: spare is what jobs running past the node's earliest
 	// reservation (tmin) may still hold without delaying any reservation.
@@ -67,7 +70,9 @@ var noLimit = res{math.MaxInt32 / 2, unboundedCPU, unboundedMem}
 
 // reset prepares st for a pass over t, reusing its memory: everything
 // free, nothing reserved. Histograms come after running jobs are held.
-func (st *state) reset(t *Topology, nodes []model.Node, parts []model.Partition) {
+// asCompiled says nodes and parts are the topology's own, whose usable
+// nodes are worked out once and remembered.
+func (st *state) reset(t *Topology, nodes []model.Node, parts []model.Partition, asCompiled bool) {
 	n := len(nodes)
 	if st.t != t {
 		*st = state{t: t}
@@ -83,14 +88,28 @@ func (st *state) reset(t *Topology, nodes []model.Node, parts []model.Partition)
 	}
 	st.cap = t.cap
 	copy(st.free, t.cap)
-	for p := range st.usableByClass {
-		clear(st.usableByClass[p])
-	}
-	for i := range nodes {
-		u := nodes[i].State == model.NodeUp && !parts[t.nodePart[i]].Down
-		st.usable[i] = u
-		if u {
-			st.usableByClass[t.nodePart[i]][t.nodeClass[i]]++
+	if asCompiled && st.compiledUsable != nil {
+		copy(st.usable, st.compiledUsable)
+		for p := range st.usableByClass {
+			copy(st.usableByClass[p], st.compiledByClass[p])
+		}
+	} else {
+		for p := range st.usableByClass {
+			clear(st.usableByClass[p])
+		}
+		for i := range nodes {
+			u := nodes[i].State == model.NodeUp && !parts[t.nodePart[i]].Down
+			st.usable[i] = u
+			if u {
+				st.usableByClass[t.nodePart[i]][t.nodeClass[i]]++
+			}
+		}
+		if asCompiled {
+			st.compiledUsable = slices.Clone(st.usable)
+			st.compiledByClass = make([][]int, len(st.usableByClass))
+			for p := range st.usableByClass {
+				st.compiledByClass[p] = slices.Clone(st.usableByClass[p])
+			}
 		}
 	}
 	// Undo the last pass's reservations where it made any.
@@ -198,9 +217,16 @@ func (st *state) buildHist() {
 	}
 	clear(st.histAll)
 	clear(st.partAll)
-	for i, u := range st.usable {
-		if u {
-			st.histAll[int(st.t.nodeBlock[i])*h+clampAcc(st.free[i].acc, h)]++
+	for b := range st.t.blocks {
+		row := st.histAll[b*h : (b+1)*h]
+		for _, i := range st.t.blocks[b].nodes {
+			if st.usable[i] {
+				a := st.free[i].acc
+				if uint32(a) >= uint32(h) {
+					a = int32(clampAcc(a, h))
+				}
+				row[a]++
+			}
 		}
 	}
 	// Nothing is reserved yet: what long jobs may take is what is free.

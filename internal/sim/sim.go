@@ -28,11 +28,12 @@ func Run(ctx context.Context, in Input, cfg sched.Config, opt Options) (*Result,
 // policy, and returns the results in the order of cfgs. The first policy to
 // fail stops the others.
 func RunAll(ctx context.Context, in Input, cfgs []sched.Config, opt Options) ([]*Result, error) {
-	return runAll(ctx, in, cfgs, opt, sched.Plan)
+	return runAll(ctx, in, cfgs, opt, nil)
 }
 
 // planFunc is sched.Plan's signature; tests swap in faulty planners to
-// prove the simulator's own checks.
+// prove the simulator's own checks. Nil gives each policy its own
+// sched.Planner, which keeps its memory between passes.
 type planFunc func(*sched.Snapshot, int64) *sched.Decisions
 
 func runAll(ctx context.Context, in Input, cfgs []sched.Config, opt Options, plan planFunc) ([]*Result, error) {
@@ -65,6 +66,10 @@ func runAll(ctx context.Context, in Input, cfgs []sched.Config, opt Options, pla
 	var wg sync.WaitGroup
 	for k := range cfgs {
 		wg.Go(func() {
+			plan := plan
+			if plan == nil {
+				plan = sched.NewPlanner(p.topo).Plan
+			}
 			r := newRunner(p, cfgs[k], &opt, set, k, events, plan)
 			res, err := r.run(ctx)
 			if err != nil {
@@ -120,6 +125,7 @@ const (
 
 // runner replays one policy.
 type runner struct {
+	nDown int // nodes down now
 	p     *prep
 	set   settings
 	opt   *Options
@@ -519,6 +525,7 @@ func (r *runner) fail(node int32) error {
 		return nil
 	}
 	r.nodes[node].State = model.NodeDown
+	r.nDown++
 	var victims []int32
 	visit := func(idx []int32, ep []uint32) {
 		for k, i := range idx {
@@ -554,6 +561,7 @@ func (r *runner) repair(node int32) {
 		return
 	}
 	r.nodes[node].State = model.NodeUp
+	r.nDown--
 	r.markChanged(chNodeUp)
 }
 
@@ -576,6 +584,12 @@ func (r *runner) pass(full bool) error {
 	r.refreshUsage()
 	s := &r.snap
 	s.Running, s.Pending = r.running, r.pending
+	// With every node up the cluster is as compiled: say so, and the
+	// planner skips reading every node's state.
+	s.Nodes = nil
+	if r.nDown > 0 {
+		s.Nodes = r.nodes
+	}
 	s.Config = r.quick
 	if full {
 		s.Config = r.full
