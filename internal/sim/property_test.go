@@ -78,12 +78,16 @@ func checked(t *testing.T, passes *atomic.Int64) planFunc {
 		if !slices.IsSortedFunc(s.Running, func(a, b sched.Running) int { return strings.Compare(a.Job.ID, b.Job.ID) }) {
 			t.Errorf("t=%d: running jobs are not sorted by ID", now)
 		}
-		used := make([]int, len(s.Nodes))
+		nodes := s.Nodes
+		if nodes == nil { // every node up, as compiled
+			nodes = s.Topology.Nodes()
+		}
+		used := make([]int, len(nodes))
 		hold := func(id string, slots []sched.Slot, sign int) {
 			for _, sl := range slots {
 				used[sl.Node] += sign * sl.Accelerators
-				if sign > 0 && s.Nodes[sl.Node].State != model.NodeUp {
-					t.Errorf("t=%d: job %s on node %s, which is %s", now, id, s.Nodes[sl.Node].Name, s.Nodes[sl.Node].State)
+				if sign > 0 && nodes[sl.Node].State != model.NodeUp {
+					t.Errorf("t=%d: job %s on node %s, which is %s", now, id, nodes[sl.Node].Name, nodes[sl.Node].State)
 				}
 			}
 		}
@@ -100,8 +104,8 @@ func checked(t *testing.T, passes *atomic.Int64) planFunc {
 			hold(st.JobID, st.Alloc, 1)
 		}
 		for i, u := range used {
-			if u > s.Nodes[i].Accelerators {
-				t.Errorf("t=%d: node %s holds %d accelerators of %d", now, s.Nodes[i].Name, u, s.Nodes[i].Accelerators)
+			if u > nodes[i].Accelerators {
+				t.Errorf("t=%d: node %s holds %d accelerators of %d", now, nodes[i].Name, u, nodes[i].Accelerators)
 			}
 		}
 		return d
