@@ -125,7 +125,6 @@ const (
 
 // runner replays one policy.
 type runner struct {
-	nDown int // nodes down now
 	p     *prep
 	set   settings
 	opt   *Options
@@ -191,8 +190,9 @@ type runner struct {
 	rng      *rand.Rand
 	nextFail int64
 
-	nodes []model.Node // current states
-	free  []res        // what is free on each node, for the checks
+	nodes   []model.Node // current states
+	altered int          // nodes whose state differs from the compiled one
+	free    []res        // what is free on each node, for the checks
 
 	lastPass, lastFull int64
 	changed            bool // since the last pass
@@ -278,7 +278,6 @@ func newRunner(p *prep, cfg sched.Config, opt *Options, set settings, index int,
 	r.progressN = progressStep(n)
 	r.snap = sched.Snapshot{
 		Topology: p.topo,
-		Nodes:    r.nodes,
 		Projects: r.projects,
 		Usage:    r.usage,
 		QoS:      opt.QoS,
@@ -524,8 +523,7 @@ func (r *runner) fail(node int32) error {
 	if r.nodes[node].State == model.NodeDown {
 		return nil
 	}
-	r.nodes[node].State = model.NodeDown
-	r.nDown++
+	r.setState(node, model.NodeDown)
 	var victims []int32
 	visit := func(idx []int32, ep []uint32) {
 		for k, i := range idx {
@@ -556,12 +554,24 @@ func (r *runner) fail(node int32) error {
 	return nil
 }
 
+// setState changes a node's state, counting the nodes that differ from the
+// compiled cluster.
+func (r *runner) setState(node int32, st model.NodeState) {
+	compiled := r.p.topo.Nodes()[node].State
+	if r.nodes[node].State != compiled {
+		r.altered--
+	}
+	r.nodes[node].State = st
+	if st != compiled {
+		r.altered++
+	}
+}
+
 func (r *runner) repair(node int32) {
 	if r.nodes[node].State == model.NodeUp {
 		return
 	}
-	r.nodes[node].State = model.NodeUp
-	r.nDown--
+	r.setState(node, model.NodeUp)
 	r.markChanged(chNodeUp)
 }
 
@@ -584,10 +594,10 @@ func (r *runner) pass(full bool) error {
 	r.refreshUsage()
 	s := &r.snap
 	s.Running, s.Pending = r.running, r.pending
-	// With every node up the cluster is as compiled: say so, and the
-	// planner skips reading every node's state.
+	// While every node is as compiled, say so: the planner then skips
+	// reading every node's state.
 	s.Nodes = nil
-	if r.nDown > 0 {
+	if r.altered > 0 {
 		s.Nodes = r.nodes
 	}
 	s.Config = r.quick

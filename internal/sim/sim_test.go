@@ -405,3 +405,23 @@ func TestEndlessFailuresAreAnError(t *testing.T) {
 		t.Errorf("error = %v, want one saying job long started 100 times", err)
 	}
 }
+
+func TestNodeDownInTheClusterComesUp(t *testing.T) {
+	t.Parallel()
+	// n01 is down in the cluster file; it comes up at 5, and the gang that
+	// needs it starts at the first pass after (10, a pass interval after
+	// the one at 0).
+	c := cluster(1, 1, 2, 8)
+	c.Nodes[1].State = model.NodeDown
+	recs := records(job("g").at(0).gang(2, 8).run(100).limit(200))
+	opt := Options{Outcomes: true, NodeEvents: []NodeEvent{{At: 5, Node: "n01", Up: true}}}
+	for _, cfg := range sched.Policies() {
+		res, err := Run(context.Background(), Input{Cluster: c, Records: recs}, cfg, opt)
+		if err != nil {
+			t.Fatalf("%s: %v", cfg.Name, err)
+		}
+		if o := res.Outcomes[0]; o.Start != 10 || o.End != 110 {
+			t.Errorf("%s: runs %d–%d, want 10–110", cfg.Name, o.Start, o.End)
+		}
+	}
+}
