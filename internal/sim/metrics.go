@@ -63,6 +63,10 @@ type ProjectStats struct {
 	AcceleratorSeconds int64   `json:"accelerator_s"`  // held by its jobs, lost work included
 	ShareReceived      float64 `json:"share_received"` // its fraction of all accelerator-seconds held
 	ShareEntitled      float64 `json:"share_entitled"` // its shares over all projects' shares
+	// ShareContended is its fraction of the accelerator-seconds held while
+	// jobs waited: when the policy, not the demand, decided who ran.
+	ShareContended     float64 `json:"share_contended"`
+	AvgBoundedSlowdown float64 `json:"avg_bounded_slowdown"`
 	AvgJCT             float64 `json:"avg_jct_s"`
 	AvgQueue           float64 `json:"avg_queue_s"`
 }
@@ -110,9 +114,9 @@ type Result struct {
 	SkipErrors         []string `json:"skip_errors,omitempty"`
 	Capacity           int      `json:"capacity"` // accelerators of the cluster
 	AcceleratorSeconds int64    `json:"accelerator_s"`
-	// Fairness is Jain's index of share received over share entitled,
-	// across projects: 1 when every project got its entitlement's
-	// proportion, 1/n when one project got everything.
+	// Fairness is Jain's index of the projects' mean bounded slowdowns: 1
+	// when every project's jobs were slowed alike, towards 1/n as one
+	// project's jobs bear all the waiting.
 	Fairness float64        `json:"fairness"`
 	BySize   []SizeStats    `json:"by_size"`
 	Projects []ProjectStats `json:"projects"`
@@ -162,6 +166,7 @@ func (r *runner) result() *Result {
 	projJobs := make([]int, np)
 	projJCT := make([]float64, np)
 	projQueue := make([]float64, np)
+	projBSLD := make([]float64, np)
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	if r.opt.Outcomes {
 		res.Outcomes = make([]Outcome, 0, n)
@@ -183,6 +188,7 @@ func (r *runner) result() *Result {
 		projJobs[pj]++
 		projJCT[pj] += float64(c)
 		projQueue[pj] += float64(q)
+		projBSLD[pj] += b
 		state := finalStates[p.final[i]]
 		if state == model.JobTimeout {
 			res.Timeouts++
@@ -220,26 +226,34 @@ func (r *runner) result() *Result {
 	if res.Makespan > 0 && p.capacity > 0 {
 		res.Utilization = float64(total) / (float64(p.capacity) * float64(res.Makespan))
 	}
-	var shares int64
+	var shares, contended int64
 	for _, s := range p.shares {
 		shares += s
 	}
+	for pj := range p.projects {
+		r.accrue(int32(pj)) // flush what each held while jobs waited
+		contended += r.projContAccS[pj]
+	}
 	res.Projects = make([]ProjectStats, np)
-	ratios := make([]float64, 0, np)
+	slowdowns := make([]float64, 0, np)
 	for pj, name := range p.projects {
 		ps := ProjectStats{Project: name, Shares: p.shares[pj], Jobs: projJobs[pj], AcceleratorSeconds: r.projAccS[pj],
 			ShareEntitled: float64(p.shares[pj]) / float64(shares)}
 		if total > 0 {
 			ps.ShareReceived = float64(r.projAccS[pj]) / float64(total)
 		}
+		if contended > 0 {
+			ps.ShareContended = float64(r.projContAccS[pj]) / float64(contended)
+		}
 		if projJobs[pj] > 0 {
 			ps.AvgJCT = projJCT[pj] / float64(projJobs[pj])
 			ps.AvgQueue = projQueue[pj] / float64(projJobs[pj])
+			ps.AvgBoundedSlowdown = projBSLD[pj] / float64(projJobs[pj])
+			slowdowns = append(slowdowns, ps.AvgBoundedSlowdown)
 		}
 		res.Projects[pj] = ps
-		ratios = append(ratios, ps.ShareReceived/ps.ShareEntitled)
 	}
-	res.Fairness = jain(ratios)
+	res.Fairness = jain(slowdowns)
 	res.Timeline = r.tl.samples(first, last, p.capacity)
 	return res
 }

@@ -202,15 +202,20 @@ type runner struct {
 	blocked            bool // the last pass left a job blocked for resources
 	firstWait          sched.Wait
 
-	busy      int64     // accelerators held now
-	projUse   []float64 // decayed usage, as of projT
-	projAcc   []int64   // accelerators held now
-	projT     []int64
-	projAccS  []int64 // accelerator-seconds held, all told
-	usage     map[string]float64
-	projects  []model.Project
-	tl        timeline
-	progressN int // report progress when nDone reaches it
+	busy     int64     // accelerators held now
+	projUse  []float64 // decayed usage, as of projT
+	projAcc  []int64   // accelerators held now
+	projT    []int64
+	projAccS []int64 // accelerator-seconds held, all told
+	// contended counts the seconds during which jobs waited; projects
+	// account what they held then against it, lazily (projContT).
+	contended    int64
+	projContAccS []int64
+	projContT    []int64
+	usage        map[string]float64
+	projects     []model.Project
+	tl           timeline
+	progressN    int // report progress when nDone reaches it
 
 	snap sched.Snapshot
 }
@@ -264,6 +269,8 @@ func newRunner(p *prep, cfg sched.Config, opt *Options, set settings, index int,
 	r.projAcc = make([]int64, np)
 	r.projT = make([]int64, np)
 	r.projAccS = make([]int64, np)
+	r.projContAccS = make([]int64, np)
+	r.projContT = make([]int64, np)
 	r.usage = make(map[string]float64, np)
 	r.projects = make([]model.Project, np)
 	for k, name := range p.projects {
@@ -433,6 +440,9 @@ func (r *runner) markChanged(kind uint8) {
 // advance moves the clock to t, accounting the time in between.
 func (r *runner) advance(t int64) {
 	r.tl.advance(t, r.busy, int64(r.nPending))
+	if r.nPending > 0 {
+		r.contended += t - r.now
+	}
 	r.now = t
 }
 
@@ -871,7 +881,10 @@ func (r *runner) mergeRunning() {
 
 // accrue brings project pj's decayed usage up to now: between changes its
 // held accelerators a are constant, and usage u obeys du/dt = a − λu.
+// It also accounts what the project held while jobs waited.
 func (r *runner) accrue(pj int32) {
+	r.projContAccS[pj] += r.projAcc[pj] * (r.contended - r.projContT[pj])
+	r.projContT[pj] = r.contended
 	dt := r.now - r.projT[pj]
 	if dt <= 0 {
 		return

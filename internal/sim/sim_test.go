@@ -425,3 +425,25 @@ func TestNodeDownInTheClusterComesUp(t *testing.T) {
 		}
 	}
 }
+
+func TestProjectShares(t *testing.T) {
+	t.Parallel()
+	// a holds the node 0–100; b waits 10–100 and runs 100–150. While b
+	// waited, only a held accelerators.
+	recs := records(job("a1").at(0).gpus(8).run(100).limit(200).project("a"), job("b1").at(10).gpus(8).run(50).limit(100).project("b"))
+	res, err := Run(context.Background(), Input{Cluster: cluster(1, 1, 1, 8), Records: recs}, sched.FIFO(), Options{Shares: map[string]int64{"a": 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ProjectStats{
+		{Project: "a", Shares: 3, Jobs: 1, AcceleratorSeconds: 800, ShareReceived: 800.0 / 1200, ShareEntitled: 0.75, ShareContended: 1, AvgJCT: 100, AvgBoundedSlowdown: 1},
+		{Project: "b", Shares: 1, Jobs: 1, AcceleratorSeconds: 400, ShareReceived: 400.0 / 1200, ShareEntitled: 0.25, ShareContended: 0, AvgJCT: 140, AvgQueue: 90, AvgBoundedSlowdown: 2.8},
+	}
+	if diff := cmp.Diff(want, res.Projects, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("projects (-want +got):\n%s", diff)
+	}
+	// Jain's index of the slowdowns 1 and 2.8.
+	if want := 3.8 * 3.8 / (2 * (1 + 2.8*2.8)); math.Abs(res.Fairness-want) > 1e-9 {
+		t.Errorf("fairness = %v, want %v", res.Fairness, want)
+	}
+}
