@@ -59,6 +59,7 @@ func runAll(ctx context.Context, in Input, cfgs []sched.Config, opt Options, pla
 	if err != nil {
 		return nil, err
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([]*Result, len(cfgs))
@@ -81,6 +82,9 @@ func runAll(ctx context.Context, in Input, cfgs []sched.Config, opt Options, pla
 		})
 	}
 	wg.Wait()
+	if err := parent.Err(); err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
 	// Report the error that stopped the others, not their cancellations.
 	var first error
 	for _, err := range errs {
