@@ -115,20 +115,13 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 	default:
 		g, nodesNeeded = int32(pi.maxAcc), j.Accelerators/pi.maxAcc
 	}
+	// The copy starts as what is free now; the pass keeps histAll and
+	// partAll in step with it.
+	copy(hyp, st.free)
+	copy(hist, st.histAll)
 	enough := 0 // usable nodes of the partition with at least g free
-	for _, b := range pi.blocks {
-		clear(hist[int(b)*h : int(b+1)*h])
-	}
-	for _, i := range pi.nodes {
-		if !st.usable[i] {
-			continue
-		}
-		hv := st.free[i]
-		hyp[i] = hv
-		hist[int(t.nodeBlock[i])*h+clampAcc(hv.acc, h)]++
-		if hv.acc >= g {
-			enough++
-		}
+	for a := int(max(g, 0)); a < h; a++ {
+		enough += int(st.partAll[int(part)*h+a])
 	}
 	v := view{t: t, hist: hist, h: h, avail: func(i int32) res {
 		if !st.usable[i] {
