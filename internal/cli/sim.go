@@ -28,7 +28,7 @@ type simFlags struct {
 	passInterval, backfillInterval  time.Duration
 	halfLife, repairTime            time.Duration
 	checkpoint                      time.Duration
-	failRate                        float64
+	failRate, load                  float64
 	seed                            uint64
 }
 
@@ -60,7 +60,8 @@ Trace formats (--from):
   usine trace gen --jobs 100000 --seed 1 -o giga.csv
   usine sim --cluster gigafactory --trace giga.csv --policy easy,usine --report giga.html
   usine sim --cluster philly --from philly-gavel --trace ../shared/traces/philly/gavel_vc_traces/seed=0 --json
-  usine sim --cluster gigafactory --trace giga.csv --fail-rate 0.01 --checkpoint 1h`,
+  usine sim --cluster gigafactory --trace giga.csv --fail-rate 0.01 --checkpoint 1h
+  usine sim --cluster philly --trace philly.csv --load 0.9 --policy easy,usine`,
 		Args: usageArgs(cobra.NoArgs, "give the trace with --trace"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSim(cmd, &fl) },
 	}
@@ -79,6 +80,7 @@ Trace formats (--from):
 	f.DurationVar(&fl.repairTime, "repair-time", sim.DefaultRepairTime, "how long a failed node stays down")
 	f.DurationVar(&fl.checkpoint, "checkpoint", 0, "jobs stopped by a failure or preemption resume from a checkpoint taken every interval (0 = restart from scratch)")
 	f.Uint64Var(&fl.seed, "seed", 0, "seed of the failures and of philly-gavel's run-time draws")
+	f.Float64Var(&fl.load, "load", 0, "compress or stretch arrival times so that the offered load is this fraction of the cluster (0 = as recorded)")
 	return cmd
 }
 
@@ -150,6 +152,13 @@ func runSim(cmd *cobra.Command, fl *simFlags) error {
 		return fmt.Errorf("sim: no job to replay in %s", strings.Join(fl.traces, " "))
 	}
 	trace.ApplyDefaultLimit(recs)
+	if fl.load != 0 {
+		before := trace.OfferedLoad(recs, c.TotalAccelerators())
+		if err := trace.ScaleLoad(recs, c.TotalAccelerators(), fl.load); err != nil {
+			return &UsageError{fmt.Errorf("sim: --load: %w", err)}
+		}
+		fmt.Fprintf(stderr, "arrivals rescaled: offered load %.3f as recorded, %.3f now\n", before, fl.load)
+	}
 	opt := sim.Options{
 		PassInterval:     fl.passInterval,
 		BackfillInterval: fl.backfillInterval,
