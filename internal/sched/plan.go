@@ -25,10 +25,11 @@ func Plan(s *Snapshot, now int64) *Decisions {
 // simulator) does not rebuild it every pass. Its decisions are exactly
 // Plan's. A Planner is not safe for concurrent use.
 type Planner struct {
-	t   *Topology
-	st  state
-	pl  *placer
-	buf passBuffers
+	t    *Topology
+	st   state
+	pl   *placer
+	buf  passBuffers
+	base base
 }
 
 // passBuffers is scratch space a pass may grow and the next one reuse.
@@ -87,7 +88,9 @@ type pass struct {
 
 	estimate     []estReq
 	reservations []booking
-	passBuffers  // byEnd: running jobs by end time, a heap; the rest scratch
+	passBuffers        // byEnd: running jobs by end time, a heap; the rest scratch
+	base         *base // the planner's cluster with running jobs held
+	asCompiled   bool
 }
 
 // commitment is something that holds slots until end: a running job, a job
@@ -128,8 +131,10 @@ func newPass(pr *Planner, s *Snapshot, now int64) *pass {
 	if len(p.parts) != len(p.t.partitions) {
 		p.parts = p.t.partitions
 	}
-	pr.st.reset(p.t, p.nodes, p.parts, s.Nodes == nil && s.Partitions == nil)
+	p.asCompiled = s.Nodes == nil && s.Partitions == nil
+	pr.st.reset(p.t, p.nodes, p.parts, p.asCompiled)
 	p.st = &pr.st
+	p.base = &pr.base
 	p.pl = pr.pl
 	p.qos = make(map[string]*QoS, len(s.QoS))
 	for i := range s.QoS {
@@ -160,18 +165,13 @@ func (p *pass) run() {
 	if p.limitsQoS() {
 		p.qosUse = map[[2]string]int{}
 	}
-	for k := range s.Running {
-		r := &s.Running[k]
-		for _, sl := range r.Alloc {
-			if sl.Node >= 0 && int(sl.Node) < len(p.st.free) {
-				p.st.hold(sl.Node, slotRes(sl))
-			}
-		}
-		if p.qosUse != nil {
+	if p.qosUse != nil {
+		for k := range s.Running {
+			r := &s.Running[k]
 			p.qosUse[[2]string{r.Job.Project, r.Job.QoS}] += r.Job.TotalAccelerators()
 		}
 	}
-	p.st.buildHist()
+	p.holdRunning()
 
 	ranks := order(s, p.now, p.qos, p.totalAcc())
 	p.dec.Waiting = make([]Wait, 0, len(ranks))
@@ -180,6 +180,30 @@ func (p *pass) run() {
 	}
 	if p.cfg.Estimates {
 		p.estimateAll()
+	}
+}
+
+// holdRunning makes the pass's state what is free with the running jobs
+// held: from the planner's base when the cluster is as compiled (applying
+// only what changed since the last pass), else from scratch.
+func (p *pass) holdRunning() {
+	b := p.base
+	if p.asCompiled && b.ok && b.sync(p.st, p.s.Running) {
+		p.st.load(b)
+		return
+	}
+	for k := range p.s.Running {
+		for _, sl := range p.s.Running[k].Alloc {
+			if sl.Node >= 0 && int(sl.Node) < len(p.st.free) {
+				p.st.hold(sl.Node, slotRes(sl))
+			}
+		}
+	}
+	p.st.buildHist()
+	if p.asCompiled {
+		b.capture(p.st, p.s.Running)
+	} else {
+		b.ok = false
 	}
 }
 

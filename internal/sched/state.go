@@ -197,6 +197,13 @@ func (st *state) long(i int32) res { return st.free[i].min(st.spareOf(i)) }
 
 // buildHist computes the block histograms once running jobs are held.
 func (st *state) buildHist() {
+	st.ensureHist()
+	h := st.h
+	st.fillHist(h)
+}
+
+// ensureHist allocates the histograms for the topology.
+func (st *state) ensureHist() {
 	nb, np, h := len(st.t.blocks), len(st.t.parts), st.h
 	if len(st.histAll) != nb*h {
 		st.histAll = make([]int32, nb*h)
@@ -215,6 +222,10 @@ func (st *state) buildHist() {
 			st.resvBits[p] = make([]uint64, words)
 		}
 	}
+}
+
+// fillHist counts every usable node into the histograms.
+func (st *state) fillHist(h int) {
 	clear(st.histAll)
 	clear(st.partAll)
 	for b := range st.t.blocks {
