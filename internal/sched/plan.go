@@ -496,27 +496,28 @@ func (p *pass) fitsCounted(j *model.Job, part int32, count func(k int) int) bool
 	}
 }
 
+// perNode is what a gang asks of each of its nodes.
 func (p *pass) perNode(j *model.Job, part int32) res {
-	per := res{int32(j.AcceleratorsPerNode), int32(j.CPUs), j.MemoryMiB}
-	if j.Exclusive {
-		per.acc = int32(p.t.parts[part].maxAcc)
-	}
-	if per.acc == 0 && per.cpu == 0 {
-		per.cpu = 1
-	}
-	return per
+	return p.ask(j, part, j.AcceleratorsPerNode)
 }
 
 // packedNeed is what a packed job that fits on one node asks of it.
 func (p *pass) packedNeed(j *model.Job, part int32) res {
-	need := res{int32(j.Accelerators), int32(j.CPUs), j.MemoryMiB}
+	return p.ask(j, part, j.Accelerators)
+}
+
+// ask is what j asks of one node when it wants acc accelerators there: an
+// exclusive job takes the node's accelerators whole, and a job always holds
+// at least one CPU.
+func (p *pass) ask(j *model.Job, part int32, acc int) res {
+	r := res{int32(acc), int32(j.CPUs), j.MemoryMiB}
 	if j.Exclusive {
-		need.acc = int32(p.t.parts[part].maxAcc)
+		r.acc = int32(p.t.parts[part].maxAcc)
 	}
-	if need.acc == 0 && need.cpu == 0 {
-		need.cpu = 1
+	if r.acc == 0 && r.cpu == 0 {
+		r.cpu = 1
 	}
-	return need
+	return r
 }
 
 // covered keeps the partitions whose accelerator class j's project (or an
