@@ -105,6 +105,10 @@ func stateCode(s string) (uint8, bool) {
 
 func (p *prep) id(i int32) string { return p.ids[p.idOff[i]:p.idOff[i+1]] }
 
+func (p *prep) shape(i int32) shape {
+	return shape{model: p.model[i], nodes: p.nodes[i], acc: p.acc[i]}
+}
+
 func (p *prep) total(i int32) int {
 	if p.nodes[i] > 0 {
 		return int(p.nodes[i]) * int(p.acc[i])

@@ -106,8 +106,12 @@ type Result struct {
 	// cut short.
 	LostAcceleratorSeconds int64 `json:"lost_accelerator_s"`
 	Timeouts               int   `json:"timeouts"` // jobs killed at their time limit
-	Passes                 int   `json:"passes"`
-	FullPasses             int   `json:"full_passes"`
+	// Passes counts the scheduling passes of the replay, and FullPasses
+	// the full ones among them; PlanCalls those the scheduler was asked
+	// for (the others were known to decide nothing).
+	Passes     int `json:"passes"`
+	FullPasses int `json:"full_passes"`
+	PlanCalls  int `json:"plan_calls"`
 	// Skipped jobs could never run on the cluster (Options.SkipImpossible);
 	// SkipErrors holds the first few reasons.
 	Skipped            int      `json:"skipped"`
@@ -148,6 +152,7 @@ func (r *runner) result() *Result {
 		LostAcceleratorSeconds: r.lostAccSeconds,
 		Passes:                 r.passes,
 		FullPasses:             r.fullPasses,
+		PlanCalls:              r.planCalls,
 		Skipped:                p.skipped + r.dropped,
 		Capacity:               p.capacity,
 	}

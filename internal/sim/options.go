@@ -61,6 +61,10 @@ type Options struct {
 	// Progress, when set, is called now and then from the goroutine that
 	// replays the policy (RunAll calls it from several at once).
 	Progress func(Progress)
+
+	// everyPass asks the scheduler at every pass, even those known to
+	// decide nothing; tests check that it changes no result.
+	everyPass bool
 }
 
 // NodeEvent takes a node down (its jobs are requeued) or brings it back up.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/sched"
@@ -310,5 +311,31 @@ func TestSimulatorChecksDecisions(t *testing.T) {
 				t.Errorf("error = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestShortcutsChangeNothing(t *testing.T) {
+	t.Parallel()
+	// Passes known to decide nothing are not asked of the scheduler; asking
+	// anyway must give the very same replay.
+	in := generated(t, 1200, 3)
+	for _, opt := range []Options{{Outcomes: true}, failing} {
+		fast, err := RunAll(context.Background(), in, sched.Policies(), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt.everyPass = true
+		slow, err := RunAll(context.Background(), in, sched.Policies(), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(slow, fast, cmpopts.IgnoreFields(Result{}, "PlanCalls")); diff != "" {
+			t.Errorf("fail rate %v: shortcuts change the replay (-asked +skipped):\n%s", opt.FailRate, diff)
+		}
+		for k := range fast {
+			if fast[k].PlanCalls >= slow[k].PlanCalls {
+				t.Errorf("fail rate %v, %s: %d plan calls with shortcuts, %d without; want fewer", opt.FailRate, fast[k].Policy, fast[k].PlanCalls, slow[k].PlanCalls)
+			}
+		}
 	}
 }

@@ -144,9 +144,15 @@ type runner struct {
 	// fifo: the order is time-invariant (submit time, then ID), so a pass
 	// over an unchanged state decides nothing new.
 	fifo bool
-	// elidable: a quick pass after fresh submits alone, while a job is
-	// blocked for resources, cannot start anything (see passAt).
+	// elidable: a strict pass after fresh submits alone, while a job is
+	// blocked for resources, cannot start anything (see pass).
 	elidable bool
+	// preemptive: passes may stop running jobs to start others, so a job
+	// may start without free room.
+	preemptive bool
+	room       *room
+	forceReal  bool // the next pass asks the scheduler, whatever room says
+	askedStuck bool // a forced pass found nothing to do since the last event
 
 	now int64
 
@@ -160,13 +166,13 @@ type runner struct {
 	done       []int64                // seconds of run time saved by checkpoints
 	alloc      map[int32][]sched.Slot // slots of running jobs
 
-	next                       int32 // next job to submit
-	nPending, nRunning, nDone  int
-	dropped                    int
-	dropErrors                 []string
-	preemptions, failRequeues  int
-	lostAccSeconds             int64
-	passes, fullPasses, elided int
+	next                          int32 // next job to submit
+	nPending, nRunning, nDone     int
+	dropped                       int
+	dropErrors                    []string
+	preemptions, failRequeues     int
+	lostAccSeconds                int64
+	passes, fullPasses, planCalls int
 
 	// The scheduler's view, sorted by job ID (rank). Jobs that joined the
 	// queue since the last pass wait in added; jobs started by the last
@@ -239,7 +245,8 @@ func newRunner(p *prep, cfg sched.Config, opt *Options, set settings, index int,
 	r.quick.Backfill = sched.BackfillNone
 	r.quickIsFull = cfg.Backfill == sched.BackfillNone
 	r.fifo = cfg.Order != sched.OrderMultifactor
-	r.elidable = r.fifo && !(cfg.Preemption && anyMayPreempt(opt.QoS))
+	r.preemptive = cfg.Preemption && anyMayPreempt(opt.QoS)
+	r.elidable = r.fifo && !r.preemptive
 
 	n := p.n
 	r.status = make([]uint8, n)
@@ -262,6 +269,7 @@ func newRunner(p *prep, cfg sched.Config, opt *Options, set settings, index int,
 	}
 	r.nodeEv = nodeHeap(slices.Clone(events))
 	r.nodeEv.init()
+	r.room = newRoom(p.topo, r.nodes)
 	r.nextFail = never
 	if set.failPerSecond > 0 && len(nodes) > 0 {
 		r.rng = rand.New(rand.NewPCG(opt.Seed, 0x7573696e652d6661)) // "usine-fa"
@@ -321,9 +329,19 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			}
 		}
 		t := r.nextTime()
+		if t == never && r.nPending > 0 && !r.askedStuck {
+			// Before calling the replay stuck, ask the scheduler itself:
+			// it may drop jobs that can never run.
+			r.askedStuck, r.forceReal = true, true
+			if err := r.pass(true); err != nil {
+				return nil, fmt.Errorf("pass at %ds: %w", r.now, err)
+			}
+			continue
+		}
 		if t == never {
 			break
 		}
+		r.askedStuck = false
 		if t < r.now {
 			return nil, fmt.Errorf("internal error: the clock would go back from %ds to %ds", r.now, t)
 		}
@@ -402,22 +420,19 @@ func (r *runner) nextEnd() int64 {
 // passAt says when the next pass is due, and whether it is a full one.
 //
 // A quick pass follows a batch of changes, at most one per pass interval.
-// It is skipped when fresh submits are the only change, the order is FIFO
-// and the last pass left a job blocked for resources: that job still
-// blocks (nothing freed), every fresh job ranks behind it, and a quick pass
-// starts jobs strictly in order. A full pass runs every backfill interval
-// while jobs wait and something changed since the last one: over an
-// unchanged state, a FIFO pass decides nothing new, and a multifactor pass
-// could only reorder waiting jobs as their age and fair share drift — it
-// frees nothing. Slurm would run it; the simulator waits for the next
-// event, which keeps long quiet stretches cheap.
+// A full pass runs every backfill interval while jobs wait and something
+// changed since the last one: over an unchanged state, a FIFO pass decides
+// nothing new, and a multifactor pass could only reorder waiting jobs as
+// their age and fair share drift — it frees nothing. Slurm would run it;
+// the simulator waits for the next event, which keeps long quiet stretches
+// cheap.
 func (r *runner) passAt() (int64, bool) {
 	if r.nPending == 0 {
 		return never, false
 	}
 	q := int64(never)
-	if r.changed && !(r.elidable && r.blocked && r.kinds == chSubmit) {
-		q = max(r.quickAt, r.now) // an elided pass is due as soon as it no longer is
+	if r.changed {
+		q = max(r.quickAt, r.now)
 	}
 	if r.quickIsFull {
 		return q, true
@@ -470,6 +485,8 @@ func (r *runner) release(i int32) {
 	delete(r.alloc, i)
 	for _, sl := range slots {
 		f := &r.free[sl.Node]
+		up := r.nodes[sl.Node].State == model.NodeUp
+		r.room.move(sl.Node, f.acc, f.acc+int64(sl.Accelerators), up, up)
 		f.acc += int64(sl.Accelerators)
 		f.cpu += int64(sl.CPUs)
 		f.mem += sl.MemoryMiB
@@ -500,6 +517,7 @@ func (r *runner) requeue(i int32) {
 	r.epoch[i]++
 	r.added = append(r.added, i)
 	r.nPending++
+	r.room.add(r.p.shape(i), 1)
 }
 
 // nodesAt applies node failures and repairs due at t.
@@ -572,9 +590,12 @@ func (r *runner) fail(node int32) error {
 // compiled cluster.
 func (r *runner) setState(node int32, st model.NodeState) {
 	compiled := r.p.topo.Nodes()[node].State
-	if r.nodes[node].State != compiled {
+	was := r.nodes[node].State
+	if was != compiled {
 		r.altered--
 	}
+	f := r.free[node].acc
+	r.room.move(node, f, f, was == model.NodeUp, st == model.NodeUp)
 	r.nodes[node].State = st
 	if st != compiled {
 		r.altered++
@@ -597,12 +618,46 @@ func (r *runner) submitsAt(t int64) {
 		r.status[i] = stPending
 		r.added = append(r.added, i)
 		r.nPending++
+		r.room.add(r.p.shape(i), 1)
 		r.markChanged(chSubmit)
 	}
 }
 
 // pass runs one scheduling pass and applies its decisions.
+//
+// Some passes are known to decide nothing, and the scheduler is not asked:
+//   - no waiting job has room to start, even alone (see room), and no
+//     policy may preempt;
+//   - a strict-order pass (quick, or fifo's) follows fresh submits alone,
+//     the order is FIFO and the last pass left a job blocked for
+//     resources: that job still blocks (nothing was freed), every fresh
+//     job ranks behind it, and the pass stops at it.
+//
+// Such a pass still counts and still sets the clock of the next ones, so
+// the replay is exactly the one asking would give (Options.everyPass
+// checks it).
 func (r *runner) pass(full bool) error {
+	strict := !full || r.quickIsFull
+	submitsOnly := r.elidable && r.blocked && r.kinds == chSubmit && strict
+	r.passes++
+	r.lastPass = r.now
+	r.changed, r.kinds, r.quickAt = false, 0, never
+	if full {
+		r.fullPasses++
+		r.lastFull = r.now
+		r.changedSinceFull = false
+	}
+	if !r.opt.everyPass && !r.forceReal {
+		if submitsOnly {
+			return nil // blocked, firstWait: as they were
+		}
+		if !r.preemptive && !r.room.mayFit(r.p.models) {
+			r.blocked = false // unknown; false only ever costs a pass
+			return nil
+		}
+	}
+	r.forceReal = false
+	r.planCalls++
 	r.mergePending()
 	r.mergeRunning()
 	r.refreshUsage()
@@ -619,14 +674,6 @@ func (r *runner) pass(full bool) error {
 		s.Config = r.full
 	}
 	dec := r.plan(s, r.now)
-	r.passes++
-	r.lastPass = r.now
-	r.changed, r.kinds, r.quickAt = false, 0, never
-	if full {
-		r.fullPasses++
-		r.lastFull = r.now
-		r.changedSinceFull = false
-	}
 	if dec == nil {
 		return errors.New("the scheduler returned no decisions")
 	}
@@ -676,6 +723,7 @@ func (r *runner) drop(id string) error {
 	}
 	r.status[i] = stDropped
 	r.nPending--
+	r.room.add(r.p.shape(i), -1)
 	r.dropped++
 	if len(r.dropErrors) < maxSkipErrors {
 		r.dropErrors = append(r.dropErrors, err.Error())
@@ -711,10 +759,12 @@ func (r *runner) start(st *sched.Start) error {
 	}
 	for _, sl := range st.Alloc {
 		f := &r.free[sl.Node]
+		r.room.move(sl.Node, f.acc, f.acc-int64(sl.Accelerators), true, true) // checked up
 		f.acc -= int64(sl.Accelerators)
 		f.cpu -= int64(sl.CPUs)
 		f.mem -= sl.MemoryMiB
 	}
+	r.room.add(r.p.shape(i), -1)
 	acc := int64(r.p.total(i))
 	pj := r.p.proj[i]
 	r.accrue(pj)

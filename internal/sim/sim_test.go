@@ -352,24 +352,51 @@ func TestUnsortedRecordsReplayInSubmitOrder(t *testing.T) {
 
 func TestSubmitsBehindABlockedJobWait(t *testing.T) {
 	t.Parallel()
-	// j2 blocks behind j1 from the pass at 10. j3's submit at 20 changes
-	// nothing a strict-order pass could use; the next pass comes with
-	// j1's end at 100, never earlier.
+	// From the pass at 10, j2 (8 accelerators) blocks behind j1 while 4
+	// are free, and j2b waits behind it. j3's submit at 20 changes nothing
+	// a strict-order pass could use, though it would fit.
 	recs := records(
-		job("j1").at(0).gpus(8).run(100).limit(200),
+		job("j1").at(0).gpus(4).run(100).limit(200),
 		job("j2").at(5).gpus(8).run(10).limit(20),
+		job("j2b").at(6).gpus(1).run(10).limit(20),
 		job("j3").at(20).gpus(1).run(10).limit(20),
 	)
 	res, err := Run(context.Background(), Input{Cluster: cluster(1, 1, 1, 8), Records: recs}, sched.FIFO(), Options{Outcomes: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Outcome{outcome("j1", 8, 0, 0, 100), outcome("j2", 8, 5, 100, 110), outcome("j3", 1, 20, 110, 120)}
+	want := []Outcome{outcome("j1", 4, 0, 0, 100), outcome("j2", 8, 5, 100, 110), outcome("j2b", 1, 6, 110, 120), outcome("j3", 1, 20, 110, 120)}
 	if diff := cmp.Diff(want, res.Outcomes); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
-	if res.Passes != 4 { // at 0, 10, 100 and 110
-		t.Errorf("passes = %d, want 4", res.Passes)
+	// Passes at 0, 10, 20, 100 and 110; the scheduler is not asked at 20.
+	if res.Passes != 5 || res.PlanCalls != 4 {
+		t.Errorf("passes = %d, plan calls = %d; want 5 and 4", res.Passes, res.PlanCalls)
+	}
+}
+
+func TestFullNodeAsksNothing(t *testing.T) {
+	t.Parallel()
+	// j2 waits for the whole node from 5 to 100: the passes at 10 and 20
+	// (j3's submit) find no room for any waiting job.
+	recs := records(
+		job("j1").at(0).gpus(8).run(100).limit(200),
+		job("j2").at(5).gpus(8).run(10).limit(20),
+		job("j3").at(20).gpus(1).run(10).limit(20),
+	)
+	for _, cfg := range sched.Policies() {
+		res, err := Run(context.Background(), Input{Cluster: cluster(1, 1, 1, 8), Records: recs}, cfg, Options{Outcomes: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Outcomes[1:] {
+			if o.Start < 100 {
+				t.Errorf("%s: %s starts at %d, before the node frees at 100", cfg.Name, o.ID, o.Start)
+			}
+		}
+		if res.PlanCalls >= res.Passes {
+			t.Errorf("%s: %d plan calls for %d passes; want the full node's passes unasked", cfg.Name, res.PlanCalls, res.Passes)
+		}
 	}
 }
 
