@@ -117,21 +117,13 @@ func ReadCSV(r io.Reader, name string, opt ReadOptions) ([]Record, Stats, error)
 		}
 		parts = splitBytes(parts, b, ',')
 		rec, lerr := parseCSVLine(parts, strs)
-		if lerr == nil {
-			if first, dup := ids[rec.ID]; dup {
-				lerr = &LineError{Field: "id", Msg: fmt.Sprintf("%q already appears on line %d; ids must be unique", rec.ID, first)}
-			}
+		var err error
+		recs, err = col.keep(recs, rec, lerr, ids, name, ls.n, func(first int) *LineError {
+			return &LineError{Field: "id", Msg: fmt.Sprintf("%q already appears on line %d; ids must be unique", rec.ID, first)}
+		})
+		if err != nil {
+			return nil, col.stats, err
 		}
-		if lerr != nil {
-			lerr.File, lerr.Line = name, ls.n
-			if err := col.bad(lerr); err != nil {
-				return nil, col.stats, err
-			}
-			continue
-		}
-		rec.Line = ls.n
-		ids[rec.ID] = ls.n
-		recs = append(recs, rec)
 	}
 	if err := ls.err(); err != nil {
 		return nil, col.stats, err

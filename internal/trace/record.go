@@ -131,6 +131,24 @@ func (c *collector) bad(e *LineError) error {
 	return nil
 }
 
+// keep appends a parsed line's record to recs, or counts the line as bad:
+// for a parse error, or for an id that already appeared (ids maps ids to
+// lines; dup words that error). It returns the error to stop on.
+func (c *collector) keep(recs []Record, rec Record, lerr *LineError, ids map[string]int, file string, line int, dup func(first int) *LineError) ([]Record, error) {
+	if lerr == nil {
+		if first, seen := ids[rec.ID]; seen {
+			lerr = dup(first)
+		}
+	}
+	if lerr != nil {
+		lerr.File, lerr.Line = file, line
+		return recs, c.bad(lerr)
+	}
+	rec.Line = line
+	ids[rec.ID] = line
+	return append(recs, rec), nil
+}
+
 // checkName says what is wrong with a name (id, project, user), or "".
 func checkName(s string) string {
 	switch {

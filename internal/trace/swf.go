@@ -69,21 +69,13 @@ func ReadSWF(r io.Reader, name string, opt SWFOptions) ([]Record, Stats, error) 
 			col.stats.Dropped++
 			continue
 		}
-		if lerr == nil {
-			if first, dup := ids[rec.ID]; dup {
-				lerr = &LineError{Field: "job_number", Msg: fmt.Sprintf("%s already appears on line %d; job numbers must be unique", rec.ID, first)}
-			}
+		var err error
+		recs, err = col.keep(recs, rec, lerr, ids, name, ls.n, func(first int) *LineError {
+			return &LineError{Field: "job_number", Msg: fmt.Sprintf("%s already appears on line %d; job numbers must be unique", rec.ID, first)}
+		})
+		if err != nil {
+			return nil, col.stats, err
 		}
-		if lerr != nil {
-			lerr.File, lerr.Line = name, ls.n
-			if err := col.bad(lerr); err != nil {
-				return nil, col.stats, err
-			}
-			continue
-		}
-		rec.Line = ls.n
-		ids[rec.ID] = ls.n
-		recs = append(recs, rec)
 	}
 	if err := ls.err(); err != nil {
 		return nil, col.stats, err
