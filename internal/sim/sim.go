@@ -195,8 +195,8 @@ type runner struct {
 	perm       []int32
 	runDirty   bool
 
-	finishes finishHeap
-	nodeEv   nodeHeap
+	finishes minHeap[finish]
+	nodeEv   minHeap[nodeEvent]
 	rng      *rand.Rand
 	nextFail int64
 
@@ -267,7 +267,7 @@ func newRunner(p *prep, cfg sched.Config, opt *Options, set settings, index int,
 	for i := range nodes {
 		r.free[i] = res{int64(nodes[i].Accelerators), int64(nodes[i].CPUs), nodes[i].MemoryMiB}
 	}
-	r.nodeEv = nodeHeap(slices.Clone(events))
+	r.nodeEv = minHeap[nodeEvent](slices.Clone(events))
 	r.nodeEv.init()
 	r.room = newRoom(p.topo, r.nodes)
 	r.nextFail = never
@@ -963,24 +963,23 @@ type finish struct {
 	epoch uint32
 }
 
-// finishHeap is a min-heap of ends by time, then job. Written out rather
-// than through container/heap to keep a million pushes free of interface
-// conversions.
-type finishHeap []finish
-
-func (h finishHeap) less(a, b int) bool {
-	if h[a].at != h[b].at {
-		return h[a].at < h[b].at
+func (f finish) before(o finish) bool {
+	if f.at != o.at {
+		return f.at < o.at
 	}
-	return h[a].job < h[b].job
+	return f.job < o.job
 }
 
-func (h *finishHeap) push(f finish) {
-	*h = append(*h, f)
+// minHeap is a binary min-heap on a slice. Written out rather than through
+// container/heap to keep a million pushes free of interface conversions.
+type minHeap[T interface{ before(T) bool }] []T
+
+func (h *minHeap[T]) push(x T) {
+	*h = append(*h, x)
 	s := *h
 	for c := len(s) - 1; c > 0; {
 		p := (c - 1) / 2
-		if !s.less(c, p) {
+		if !s[c].before(s[p]) {
 			break
 		}
 		s[c], s[p] = s[p], s[c]
@@ -988,7 +987,7 @@ func (h *finishHeap) push(f finish) {
 	}
 }
 
-func (h *finishHeap) pop() finish {
+func (h *minHeap[T]) pop() T {
 	s := *h
 	top := s[0]
 	last := len(s) - 1
@@ -1000,10 +999,10 @@ func (h *finishHeap) pop() finish {
 			break
 		}
 		m := l
-		if l+1 < len(s) && s.less(l+1, l) {
+		if l+1 < len(s) && s[l+1].before(s[l]) {
 			m = l + 1
 		}
-		if !s.less(m, c) {
+		if !s[m].before(s[c]) {
 			break
 		}
 		s[c], s[m] = s[m], s[c]
@@ -1011,6 +1010,19 @@ func (h *finishHeap) pop() finish {
 	}
 	*h = s
 	return top
+}
+
+// init orders h; a sorted slice is a heap.
+func (h minHeap[T]) init() {
+	slices.SortFunc(h, func(a, b T) int {
+		switch {
+		case a.before(b):
+			return -1
+		case b.before(a):
+			return 1
+		}
+		return 0
+	})
 }
 
 // nodeEvent fails or repairs a node; seq keeps scripted events in their
@@ -1022,64 +1034,12 @@ type nodeEvent struct {
 	seq  int64
 }
 
-type nodeHeap []nodeEvent
-
-func (h nodeHeap) less(a, b int) bool {
-	if h[a].at != h[b].at {
-		return h[a].at < h[b].at
+func (e nodeEvent) before(o nodeEvent) bool {
+	if e.at != o.at {
+		return e.at < o.at
 	}
-	if h[a].seq != h[b].seq {
-		return h[a].seq < h[b].seq
+	if e.seq != o.seq {
+		return e.seq < o.seq
 	}
-	return h[a].node < h[b].node
-}
-
-func (h nodeHeap) init() {
-	slices.SortFunc(h, func(a, b nodeEvent) int {
-		switch {
-		case a.at != b.at:
-			return cmp.Compare(a.at, b.at)
-		case a.seq != b.seq:
-			return cmp.Compare(a.seq, b.seq)
-		}
-		return cmp.Compare(a.node, b.node)
-	}) // a sorted slice is a heap
-}
-
-func (h *nodeHeap) push(e nodeEvent) {
-	*h = append(*h, e)
-	s := *h
-	for c := len(s) - 1; c > 0; {
-		p := (c - 1) / 2
-		if !s.less(c, p) {
-			break
-		}
-		s[c], s[p] = s[p], s[c]
-		c = p
-	}
-}
-
-func (h *nodeHeap) pop() nodeEvent {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s = s[:last]
-	for c := 0; ; {
-		l := 2*c + 1
-		if l >= len(s) {
-			break
-		}
-		m := l
-		if l+1 < len(s) && s.less(l+1, l) {
-			m = l + 1
-		}
-		if !s.less(m, c) {
-			break
-		}
-		s[c], s[m] = s[m], s[c]
-		c = m
-	}
-	*h = s
-	return top
+	return e.node < o.node
 }
