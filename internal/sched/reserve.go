@@ -104,7 +104,16 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 		p.hyp = make([]res, len(st.free))
 		p.hypHist = make([]int32, len(st.histAll))
 	}
-	hyp, hist, h := p.hyp, p.hypHist, st.h
+	// The copy is what is free now plus a sparse delta (hyp) for the nodes
+	// the search frees or reserves, cleared again on the way out.
+	delta, hist, h := p.hyp, p.hypHist, st.h
+	var touched []int32
+	defer func() {
+		for _, i := range touched {
+			delta[i] = res{}
+		}
+	}()
+	hypOf := func(i int32) res { return st.free[i].plus(delta[i]) }
 	// What the job needs per node, for a cheap test before placing.
 	g, nodesNeeded := int32(0), 1
 	switch {
@@ -117,7 +126,6 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 	}
 	// The copy starts as what is free now; the pass keeps histAll and
 	// partAll in step with it.
-	copy(hyp, st.free)
 	copy(hist, st.histAll)
 	enough := 0 // usable nodes of the partition with at least g free
 	for a := int(max(g, 0)); a < h; a++ {
@@ -127,18 +135,21 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 		if !st.usable[i] {
 			return res{}
 		}
-		return hyp[i]
+		return hypOf(i)
 	}}
 	// adjust changes what the copy has free on a slot's node by sign × the slot.
 	adjust := func(sl Slot, sign int32) {
 		i := sl.Node
-		if i < 0 || int(i) >= len(hyp) || t.nodePart[i] != part || !st.usable[i] {
+		if i < 0 || int(i) >= len(delta) || t.nodePart[i] != part || !st.usable[i] {
 			return
 		}
-		old := hyp[i]
+		old := hypOf(i)
 		r := slotRes(sl)
 		nv := res{old.acc + sign*r.acc, old.cpu + sign*r.cpu, old.mem + int64(sign)*r.mem}
-		hyp[i] = nv
+		if delta[i] == (res{}) {
+			touched = append(touched, i)
+		}
+		delta[i] = nv.minus(st.free[i])
 		b := int(t.nodeBlock[i]) * h
 		hist[b+clampAcc(old.acc, h)]--
 		hist[b+clampAcc(nv.acc, h)]++
@@ -188,7 +199,7 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 		}
 		at2 := make([]res, len(slots))
 		for k, sl := range slots {
-			at2[k] = hyp[sl.Node]
+			at2[k] = hypOf(sl.Node)
 		}
 		return slots, at2, true
 	}
