@@ -81,3 +81,25 @@ func (j *Job) TotalAccelerators() int {
 	}
 	return j.Accelerators
 }
+
+// Task is what a job runs and how: the part of a job that the scheduler never
+// looks at and the node agent needs.
+type Task struct {
+	// Script is a batch script, run by the interpreter on its #! line, else
+	// /bin/sh. Command is an argv run directly when there is no script.
+	Script  string            `json:"script,omitempty"`
+	Command []string          `json:"command,omitempty"`
+	WorkDir string            `json:"workdir,omitempty"` // "" = the submitter's home on the node
+	Env     map[string]string `json:"env,omitempty"`     // added to a clean environment
+	// Stdout and Stderr are file paths (absolute, or relative to WorkDir);
+	// "" = usine-<job id>.out in WorkDir, and stderr goes with stdout.
+	Stdout string `json:"stdout,omitempty"`
+	Stderr string `json:"stderr,omitempty"`
+	// Signal is sent SignalBefore seconds before the time limit and on
+	// preemption, so training code can checkpoint ("" = TERM).
+	Signal       string `json:"signal,omitempty"`
+	SignalBefore int64  `json:"signal_before_s,omitempty"`
+	// Requeue asks for the job to go back to the queue, rather than fail,
+	// when its node is lost or it is preempted.
+	Requeue bool `json:"requeue,omitempty"`
+}
