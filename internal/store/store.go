@@ -185,6 +185,10 @@ type Store interface {
 	// ChangedJobs lists up to limit jobs changed after revision rev, in
 	// revision order.
 	ChangedJobs(ctx context.Context, rev int64, limit int) ([]Job, error)
+	// Rev is the latest revision handed out. A reader that loads the
+	// pending and running jobs after calling Rev, then follows ChangedJobs
+	// from it, misses nothing.
+	Rev(ctx context.Context) (int64, error)
 	// Apply commits a pass's starts and requeues atomically, under lease.
 	// ErrNotLeader when the lease is stale; ErrConflict when a job moved on
 	// since the pass saw it (nothing is written then).
@@ -226,3 +230,4 @@ type Store interface {
 	// ttlMillis from nowMillis; ok is false while another holder's lease runs.
 	AcquireLease(ctx context.Context, holder string, nowMillis, ttlMillis int64) (l Lease, ok bool, err error)
 }
+
