@@ -414,7 +414,6 @@ func (l *Loop) loadCluster(ctx context.Context) error {
 	for i, n := range nodes {
 		l.v.index[n.Name] = int32(i)
 	}
-	l.s.metrics.accels.Reset()
 	return nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/usine-project/usine/internal/model"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,8 +21,6 @@ type metrics struct {
 	decisions *prometheus.CounterVec
 	submitted prometheus.Counter
 	conflicts prometheus.Counter
-	jobs      *prometheus.GaugeVec
-	accels    *prometheus.GaugeVec
 	leader    prometheus.Gauge
 }
 
@@ -51,18 +51,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "usine_scheduler_conflicts_total", Help: "Passes whose decisions were rejected because the state moved on.",
 		}),
-		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "usine_jobs", Help: "Jobs waiting or running, by state and partition.",
-		}, []string{"state", "partition"}),
-		accels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "usine_accelerators", Help: "Accelerators by state: allocated, idle, down.",
-		}, []string{"state"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "usine_scheduler_leader", Help: "1 when this replica holds the scheduler lease.",
 		}),
 	}
 	reg.MustRegister(m.requests, m.pass, m.examined, m.started, m.decisions, m.submitted, m.conflicts,
-		m.jobs, m.accels, m.leader,
+		m.leader,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -73,4 +67,56 @@ func (m *metrics) observe(route string, code int, d time.Duration) {
 
 func (s *Server) metricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})
+}
+
+// loopCollector reports, at scrape time, the jobs and accelerators the
+// scheduler loop's view holds.
+type loopCollector struct {
+	l            *Loop
+	jobs, accels *prometheus.Desc
+}
+
+func newLoopCollector(l *Loop) *loopCollector {
+	return &loopCollector{l: l,
+		jobs: prometheus.NewDesc("usine_jobs", "Jobs waiting or running, by state and partition (\"\" = any).",
+			[]string{"state", "partition"}, nil),
+		accels: prometheus.NewDesc("usine_accelerators", "Accelerators by state: allocated, idle (up and free), down (down or drained).",
+			[]string{"state"}, nil),
+	}
+}
+
+func (c *loopCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.jobs
+	ch <- c.accels
+}
+
+func (c *loopCollector) Collect(ch chan<- prometheus.Metric) {
+	l := c.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	type key struct{ state, part string }
+	jobs := map[key]int{}
+	used := map[string]int{}
+	for _, j := range l.v.jobs {
+		jobs[key{string(j.State), j.Partition}]++
+		for _, a := range j.Alloc {
+			used[a.Node] += a.Accelerators
+		}
+	}
+	for k, n := range jobs {
+		ch <- prometheus.MustNewConstMetric(c.jobs, prometheus.GaugeValue, float64(n), k.state, k.part)
+	}
+	var alloc, idle, down int
+	for _, n := range l.v.nodes {
+		u := used[n.Name]
+		alloc += u
+		if n.State == model.NodeUp {
+			idle += max(n.Accelerators-u, 0)
+		} else {
+			down += max(n.Accelerators-u, 0)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.accels, prometheus.GaugeValue, float64(alloc), "allocated")
+	ch <- prometheus.MustNewConstMetric(c.accels, prometheus.GaugeValue, float64(idle), "idle")
+	ch <- prometheus.MustNewConstMetric(c.accels, prometheus.GaugeValue, float64(down), "down")
 }

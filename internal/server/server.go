@@ -101,6 +101,7 @@ func New(st store.Store, cfg Config) *Server {
 	s.metrics = newMetrics(s.reg)
 	s.limiter = newLimiter(cfg.RateLimit, cfg.Now)
 	s.loop = newLoop(s)
+	s.reg.MustRegister(newLoopCollector(s.loop))
 	s.mux = s.routes()
 	return s
 }
