@@ -209,6 +209,10 @@ type Store interface {
 	Node(ctx context.Context, name string) (Node, error)
 	Nodes(ctx context.Context) ([]Node, error)
 	UpdateNode(ctx context.Context, name string, fn func(*Node) error) (Node, error)
+	// Heartbeats records that the agents of these nodes spoke at time t
+	// (Unix seconds), in one transaction, without taking a revision:
+	// thousands of agents report every few seconds.
+	Heartbeats(ctx context.Context, names []string, t int64) error
 
 	PutProject(ctx context.Context, p model.Project) error
 	Projects(ctx context.Context) ([]model.Project, error)
