@@ -48,7 +48,21 @@ type Job struct {
 	ExitCode int    `json:"exit_code,omitempty"`
 	Signal   string `json:"signal,omitempty"` // the signal that ended it, if any
 	Requeues int    `json:"requeues,omitempty"`
-	Rev      int64  `json:"rev"` // store revision of the last change
+	// Ranks records how the ranks of the current run ended, as their
+	// agents reported; entries of an older Epoch belong to a past run.
+	Ranks []RankEnd `json:"ranks,omitempty"`
+	Rev   int64     `json:"rev"` // store revision of the last change
+}
+
+// RankEnd is how one rank of one run of a job ended.
+type RankEnd struct {
+	Epoch    int64  `json:"epoch"`
+	Rank     int    `json:"rank"`
+	Node     string `json:"node"`
+	ExitCode int    `json:"exit_code"`
+	Signal   string `json:"signal,omitempty"`
+	TimedOut bool   `json:"timed_out,omitempty"`
+	End      int64  `json:"end"`
 }
 
 // Alloc is what a running job holds on one node.
@@ -77,7 +91,12 @@ type JobFilter struct {
 type Node struct {
 	model.Node
 	Heartbeat int64 `json:"heartbeat,omitempty"` // last time its agent spoke
-	Rev       int64 `json:"rev"`
+	// Address is how other nodes reach this one (a gang's MASTER_ADDR);
+	// AgentURL is where its agent serves job logs. Both come from the
+	// agent's registration.
+	Address  string `json:"address,omitempty"`
+	AgentURL string `json:"agent_url,omitempty"`
+	Rev      int64  `json:"rev"`
 }
 
 // Role is what a user may do, in one project or (Project "") everywhere.
@@ -234,4 +253,3 @@ type Store interface {
 	// ttlMillis from nowMillis; ok is false while another holder's lease runs.
 	AcquireLease(ctx context.Context, holder string, nowMillis, ttlMillis int64) (l Lease, ok bool, err error)
 }
-
