@@ -20,6 +20,9 @@ type Registration struct {
 	// Address is how ranks of a gang on other nodes reach this one
 	// (MASTER_ADDR when it holds rank 0).
 	Address string `json:"address"`
+	// AgentURL is where the agent serves the logs of its runs
+	// (GET AgentURL/logs/{job}); "" when it serves none.
+	AgentURL string `json:"agent_url,omitempty"`
 	// Running lists what the agent runs right now (after a restart, what
 	// it adopted), so that the server can reconcile at once.
 	Running []RunState `json:"running,omitempty"`
@@ -33,6 +36,13 @@ type Orders struct {
 	Signals []SignalOrder `json:"signals,omitempty"`
 	// HeartbeatS is how often the agent should report, seconds.
 	HeartbeatS int `json:"heartbeat_s"`
+	// HeartbeatMS says the same in milliseconds, for intervals under a
+	// second (tests); agents prefer it when set.
+	HeartbeatMS int `json:"heartbeat_ms,omitempty"`
+	// Rev is the store revision the server's view had reached. An agent
+	// ignores orders older than some it already followed: a lagging
+	// replica must not make it kill a run that a newer view started.
+	Rev int64 `json:"rev,omitempty"`
 }
 
 // Run is one rank of one job, as the node must run it.
