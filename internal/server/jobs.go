@@ -215,6 +215,7 @@ func parseArray(spec string) ([]int, error) {
 	}
 	seen := map[int]bool{}
 	var out []int
+	steps := 0
 	for part := range strings.SplitSeq(spec, ",") {
 		step := 1
 		if a, b, ok := strings.Cut(part, ":"); ok {
@@ -235,6 +236,9 @@ func parseArray(spec string) ([]int, error) {
 		}
 		if b >= maxArray {
 			return nil, fmt.Errorf("array %q: index %d is too large; at most %d", spec, b, maxArray-1)
+		}
+		if steps += (b-a)/step + 1; steps > maxArray {
+			return nil, fmt.Errorf("array %q names more than %d indices; split it", spec, maxArray)
 		}
 		for i := a; i <= b; i += step {
 			if !seen[i] {
