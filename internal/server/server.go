@@ -38,6 +38,11 @@ type Config struct {
 	BackfillInterval time.Duration
 	// LeaseTTL is how long leadership lasts without renewal.
 	LeaseTTL time.Duration
+	// NodeTimeout is how long a node's agent may stay silent before the
+	// node is marked down and its jobs requeued or failed (default 30 s);
+	// AgentHeartbeat is how often agents report (default 5 s).
+	NodeTimeout    time.Duration
+	AgentHeartbeat time.Duration
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -53,6 +58,7 @@ type Server struct {
 	metrics *metrics
 	limiter *limiter
 	loop    *Loop
+	agents  *agentHub
 	mux     *http.ServeMux
 	ready   chan struct{}
 	once    sync.Once
@@ -101,6 +107,7 @@ func New(st store.Store, cfg Config) *Server {
 	s.metrics = newMetrics(s.reg)
 	s.limiter = newLimiter(cfg.RateLimit, cfg.Now)
 	s.loop = newLoop(s)
+	s.agents = newAgentHub(s)
 	s.reg.MustRegister(newLoopCollector(s.loop))
 	s.mux = s.routes()
 	return s
@@ -116,6 +123,9 @@ func (s *Server) Loop() *Loop { return s.loop }
 // Serve does.
 func (s *Server) Run(ctx context.Context) error {
 	s.once.Do(func() { close(s.ready) })
+	done := make(chan struct{})
+	go func() { s.agents.run(ctx); close(done) }()
+	defer func() { <-done }()
 	return s.loop.Run(ctx)
 }
 
@@ -164,6 +174,7 @@ type access int
 const (
 	public access = iota // no token needed
 	authed               // any valid token
+	quiet                // any valid token, and not audited (agents' heartbeats)
 )
 
 // route is one API endpoint.
@@ -207,6 +218,10 @@ func (s *Server) apiRoutes() []route {
 		{"DELETE", p + "/tokens/{id}", authed, s.deleteToken},
 		{"GET", p + "/audit", authed, s.auditLog},
 		{"GET", p + "/scheduler", authed, s.schedulerState},
+		{"GET", p + "/jobs/{id}/log", authed, s.jobLog},
+		{"POST", p + "/agents/{node}/register", authed, s.agentRegister},
+		{"GET", p + "/agents/{node}/orders", authed, s.agentOrders},
+		{"POST", p + "/agents/{node}/report", quiet, s.agentReport},
 	}
 }
 
@@ -254,7 +269,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		if err != nil {
 			s.writeError(sw, r, err)
 		}
-		if r.Method != http.MethodGet {
+		if r.Method != http.MethodGet && rt.access != quiet {
 			actor := ""
 			if p != nil {
 				actor = p.User
