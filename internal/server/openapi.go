@@ -56,6 +56,10 @@ var operations = map[string]op{
 	"DELETE /api/v1/tokens/{id}":                    {summary: "Delete a token", status: 204},
 	"GET /api/v1/audit":                             {summary: "The audit log of state-changing requests (admin)", out: api.Audit{}, query: []string{"after", "limit"}},
 	"GET /api/v1/scheduler":                         {summary: "The scheduler loop: leader, passes, last pass's statistics", out: LoopState{}},
+	"GET /api/v1/jobs/{id}/log":                     {summary: "A rank's output (text), read from its node's agent; follow=1 streams it", query: []string{"rank", "follow", "offset"}},
+	"POST /api/v1/agents/{node}/register":           {summary: "An agent registers its node as discovered (operator)", in: api.Registration{}, out: store.Node{}},
+	"GET /api/v1/agents/{node}/orders":              {summary: "The node's orders, one JSON line each time they change (operator)", out: api.Orders{}},
+	"POST /api/v1/agents/{node}/report":             {summary: "An agent's heartbeat, ended ranks and health (operator)", in: api.Report{}, status: 204},
 }
 
 type itemsOf[T any] struct {
