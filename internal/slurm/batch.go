@@ -2,8 +2,11 @@ package slurm
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"math"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -31,8 +34,13 @@ type item struct {
 
 // batchParser turns words into options, as getopt_long does for sbatch.
 type batchParser struct {
-	ix       *optionIndex
-	warnings []string
+	ix    *optionIndex
+	warns []warning
+}
+
+type warning struct {
+	line int // 0 = the command line, or the options together
+	msg  string
 }
 
 func (p *batchParser) warnAt(line int, format string, args ...any) {
@@ -40,7 +48,26 @@ func (p *batchParser) warnAt(line int, format string, args ...any) {
 	if line > 0 {
 		msg += fmt.Sprintf(" (script line %d)", line)
 	}
-	p.warnings = append(p.warnings, msg)
+	p.warns = append(p.warns, warning{line, msg})
+}
+
+// warnings lists the warnings in script order, then those of the command
+// line and of the options together.
+func (p *batchParser) warnings() []string {
+	slices.SortStableFunc(p.warns, func(a, b warning) int {
+		key := func(w warning) int {
+			if w.line == 0 {
+				return math.MaxInt
+			}
+			return w.line
+		}
+		return cmp.Compare(key(a), key(b))
+	})
+	var out []string
+	for _, w := range p.warns {
+		out = append(out, w.msg)
+	}
+	return out
 }
 
 // ParseBatch reads sbatch's command-line options (args, without the program
@@ -57,7 +84,7 @@ func ParseBatch(script []byte, args []string) (*Request, []string, error) {
 	p := &batchParser{ix: newOptionIndex()}
 	cmd, positional, err := p.scanWords(args, 0)
 	if err != nil {
-		return nil, p.warnings, err
+		return nil, p.warnings(), err
 	}
 	r := &Request{}
 	if len(positional) > 0 {
@@ -78,12 +105,12 @@ func ParseBatch(script []byte, args []string) (*Request, []string, error) {
 	switch {
 	case wrap != "":
 		if len(script) > 0 || r.ScriptPath != "" {
-			return nil, p.warnings, &Error{Msg: "error: --wrap and a script file are mutually exclusive; give one"}
+			return nil, p.warnings(), &Error{Msg: "error: --wrap and a script file are mutually exclusive; give one"}
 		}
 		script = []byte("#!/bin/sh\n# written by usine's sbatch for --wrap\n" + wrap + "\n")
 	default:
 		if directives, err = p.scanScript(script); err != nil {
-			return nil, p.warnings, err
+			return nil, p.warnings(), err
 		}
 	}
 	r.Script = script
@@ -93,18 +120,18 @@ func ParseBatch(script []byte, args []string) (*Request, []string, error) {
 			continue
 		}
 		if err := p.apply(s, it); err != nil {
-			return nil, p.warnings, err
+			return nil, p.warnings(), err
 		}
 	}
 	for _, it := range cmd {
 		if err := p.apply(s, it); err != nil {
-			return nil, p.warnings, err
+			return nil, p.warnings(), err
 		}
 	}
 	if err := p.finish(r, directives, cmd); err != nil {
-		return nil, p.warnings, err
+		return nil, p.warnings(), err
 	}
-	return r, p.warnings, nil
+	return r, p.warnings(), nil
 }
 
 // scanWords reads words as getopt_long does with sbatch's options: --long,

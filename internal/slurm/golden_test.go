@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/usine-project/usine/internal/model"
 )
 
@@ -119,8 +121,8 @@ func golden(t *testing.T, name string, got []byte) {
 	if err != nil {
 		t.Fatalf("%v (run go test -update to create it)", err)
 	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the golden file (run go test -update if the change is intended):\n--- want\n%s--- got\n%s", path, want, got)
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got); run go test -update if the change is intended:\n%s", path, diff)
 	}
 }
 
