@@ -53,6 +53,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })
-	root.AddCommand(newTraceCmd(), newSimCmd(), newUpCmd())
+	root.AddCommand(newTraceCmd(), newSimCmd(), newUpCmd(), newPlanCmd())
 	return root
 }
