@@ -453,3 +453,55 @@ func TestEnvOptions(t *testing.T) {
 		t.Errorf("request = %+v; want partition gpu from the environment, time 30 minutes from the command line, name from the script", r)
 	}
 }
+
+// TestEveryOption runs each option of the table once on the command line:
+// supported ones are accepted, warned ones give exactly one warning naming
+// them, refused ones fail naming them.
+func TestEveryOption(t *testing.T) {
+	t.Parallel()
+	samples := map[string][]string{
+		"account": {"--account=p"}, "array": {"--array=1-3"}, "begin": {"--begin=now"}, "chdir": {"--chdir=/tmp"},
+		"constraint": {"--constraint=h100"}, "cpus-per-gpu": {"--cpus-per-gpu=4"}, "cpus-per-task": {"--cpus-per-task=2"},
+		"dependency": {"--dependency=afterok:1"}, "error": {"--error=e.out"}, "exclusive": {"--exclusive"},
+		"export": {"--export=ALL"}, "gpus": {"--gpus=2"}, "gpus-per-node": {"--gpus-per-node=2"},
+		"gpus-per-task": {"--gpus-per-task=1"}, "gres": {"--gres=gpu:2"}, "job-name": {"--job-name=x"},
+		"mem": {"--mem=1G"}, "mem-per-cpu": {"--mem-per-cpu=1G"}, "mem-per-gpu": {"--mem-per-gpu=1G", "-G", "1"},
+		"mincpus": {"--mincpus=2"}, "nodes": {"--nodes=2"}, "ntasks": {"--ntasks=2"}, "ntasks-per-node": {"--ntasks-per-node=2"},
+		"output": {"--output=o"}, "partition": {"--partition=p"}, "qos": {"--qos=q"}, "signal": {"--signal=USR1"},
+		"switches": {"--switches=1"}, "time": {"--time=10"}, "workdir": {"--workdir=/tmp"}, "wrap": {"--wrap=true"},
+	}
+	for _, o := range options() {
+		t.Run(o.long, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"--" + o.long}
+			switch {
+			case o.support == Supported && o.arg != noArg:
+				var ok bool
+				if args, ok = samples[o.long]; !ok {
+					t.Fatalf("no sample value for --%s; add one", o.long)
+				}
+			case o.arg == requiredArg:
+				args[0] += "=x"
+			}
+			sc := script()
+			if o.long == "wrap" {
+				sc = nil
+			}
+			_, warnings, err := ParseBatch(sc, args)
+			switch o.support {
+			case Supported:
+				if err != nil || len(warnings) != 0 {
+					t.Errorf("ParseBatch(%q) = %v, warnings %q; want it accepted quietly", args, err, warnings)
+				}
+			case Warned:
+				if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "--"+o.long) {
+					t.Errorf("ParseBatch(%q) = %v, warnings %q; want one warning naming --%s", args, err, warnings, o.long)
+				}
+			case Refused:
+				if err == nil || !strings.Contains(err.Error(), "--"+o.long+" is not supported by usine: "+o.note) {
+					t.Errorf("ParseBatch(%q) = %v; want it refused with its reason", args, err)
+				}
+			}
+		})
+	}
+}

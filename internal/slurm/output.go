@@ -3,6 +3,7 @@ package slurm
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -312,4 +313,36 @@ func orUTC(loc *time.Location) *time.Location {
 		return time.UTC
 	}
 	return loc
+}
+
+// FormatsMarkdown lists the fields squeue, sacct and sinfo print, for
+// docs/SLURM.md.
+func FormatsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("squeue fields (`-o %letter`, `-O name`):\n\n| -o | -O | header |\n|---|---|---|\n")
+	for _, f := range jobFields() {
+		letter, name := "", ""
+		if f.letter != 0 {
+			letter = "`%" + string(f.letter) + "`"
+		}
+		if f.name != "" {
+			name = "`" + f.name + "`"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", letter, name, f.header)
+	}
+	b.WriteString("\nsacct fields (`-o Name[%width]`):\n\n| field | default width |\n|---|---|\n")
+	for _, f := range acctFields() {
+		fmt.Fprintf(&b, "| `%s` | %d |\n", f.name, f.width)
+	}
+	b.WriteString("\nsinfo fields (`-o %letter`):\n\n| -o | header |\n|---|---|\n")
+	fields := sinfoFields()
+	letters := make([]string, 0, len(fields))
+	for c := range fields {
+		letters = append(letters, string(c))
+	}
+	slices.Sort(letters)
+	for _, c := range letters {
+		fmt.Fprintf(&b, "| `%%%s` | %s |\n", c, fields[c[0]].header)
+	}
+	return b.String()
 }
