@@ -94,15 +94,20 @@ func ParseBatch(script []byte, args []string) (*Request, []string, error) {
 	for _, it := range cmd {
 		given[it.opt.groupName()] = true
 	}
-	// A --wrap on the command line means there is no script to read.
-	wrap := ""
+	// A --wrap on the command line means there is no script to read, and
+	// help or the version needs none.
+	wrap, noScript := "", false
 	for _, it := range cmd {
-		if it.opt.long == "wrap" {
+		switch it.opt.long {
+		case "wrap":
 			wrap = it.val
+		case "help", "usage", "version":
+			noScript = len(script) == 0
 		}
 	}
 	var directives []item
 	switch {
+	case noScript && wrap == "":
 	case wrap != "":
 		if len(script) > 0 || r.ScriptPath != "" {
 			return nil, p.warnings(), &Error{Msg: "error: --wrap and a script file are mutually exclusive; give one"}
@@ -329,6 +334,9 @@ func (p *batchParser) apply(s *setter, it item) error {
 		return nil
 	case Refused:
 		return &Error{Line: it.line, Msg: fmt.Sprintf("error: --%s is not supported by usine: %s", it.opt.long, it.opt.note)}
+	}
+	if it.opt.long == "wrap" && it.line > 0 {
+		return &Error{Line: it.line, Msg: "error: --wrap cannot be a directive: it replaces the script; give it on the command line"}
 	}
 	s.warn = func(format string, args ...any) { p.warnAt(it.line, format, args...) }
 	if strings.Contains(it.val, "$") && it.line > 0 {

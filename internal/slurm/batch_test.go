@@ -341,6 +341,38 @@ func TestParseBatchDirectives(t *testing.T) {
 	}
 }
 
+func TestParseBatchHelpNeedsNoScript(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"--help", "-h", "--usage", "-V"} {
+		r, _, err := ParseBatch(nil, []string{arg})
+		if err != nil || !(r.Help || r.Usage || r.Version) {
+			t.Errorf("ParseBatch(nil, %s) = %+v, %v; want the flag set and no script needed", arg, r, err)
+		}
+	}
+}
+
+func TestArrayBoundsAndStep(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		spec                string
+		lo, hi, count, step int
+	}{
+		{"0-15", 0, 15, 16, 1},
+		{"1-9:2", 1, 9, 5, 2},
+		{"1,3,4", 1, 4, 3, 1},
+		{"7", 7, 7, 1, 1},
+	} {
+		a, err := ParseArray(tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo, hi, count := a.Bounds()
+		if lo != tc.lo || hi != tc.hi || count != tc.count || a.Step() != tc.step {
+			t.Errorf("array %s: bounds %d %d %d step %d; want %d %d %d step %d", tc.spec, lo, hi, count, a.Step(), tc.lo, tc.hi, tc.count, tc.step)
+		}
+	}
+}
+
 func TestParseBatchWrapScript(t *testing.T) {
 	t.Parallel()
 	r, _, err := ParseBatch(nil, []string{"-N1", "--wrap=echo hi"})
@@ -405,6 +437,7 @@ func TestParseBatchErrors(t *testing.T) {
 		{"a NUL byte", "#!/bin/sh\nhost\x00name\n", nil, "sbatch: error: The batch script contains a NUL character; is it a binary file? (script line 2)"},
 		{"unterminated quote", "#!/bin/sh\n#SBATCH -J \"oops\n", nil, `sbatch: error: unterminated " quote in #SBATCH directive; close it (script line 2)`},
 		{"wrap and a script", "", []string{"--wrap=true", "job.sh"}, "sbatch: error: --wrap and a script file are mutually exclusive; give one"},
+		{"wrap as a directive", "#!/bin/sh\n#SBATCH --wrap=hostname\n", nil, "sbatch: error: --wrap cannot be a directive: it replaces the script; give it on the command line (script line 2)"},
 		{"gpus that do not spread evenly", "", []string{"-N", "3", "--gpus=8"}, "sbatch: error: --gpus=8 cannot be spread evenly over 3 nodes; usine gives each node of a job the same count: give --gpus-per-node"},
 		{"conflicting gpu counts", "", []string{"-N", "2", "--gpus-per-node=4", "--gres=gpu:8"}, "sbatch: error: conflicting GPU requests: --gpus-per-node=4 means 4 accelerators per node but --gres=gpu:8 means 8; give one"},
 		{"conflicting models", "", []string{"--gres=gpu:h100:4", "-C", "a100"}, "sbatch: error: conflicting accelerator models: --gres asks for H100 but another option for A100; give one model"},

@@ -90,6 +90,15 @@ type Array struct {
 	Throttle int    // %N: at most N tasks run at once; 0 = no limit
 }
 
+// Bounds are the smallest and largest index and the index count, as
+// SLURM_ARRAY_TASK_MIN, _MAX and _COUNT report them.
+func (a *Array) Bounds() (lo, hi, count int) {
+	if len(a.Indices) == 0 {
+		return 0, 0, 0
+	}
+	return a.Indices[0], a.Indices[len(a.Indices)-1], len(a.Indices)
+}
+
 // Step is the stride between the array's indices when they are evenly
 // spaced, else 1, as SLURM_ARRAY_TASK_STEP reports it.
 func (a *Array) Step() int {
