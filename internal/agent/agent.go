@@ -1,0 +1,588 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/model"
+)
+
+// Config is how one agent runs.
+type Config struct {
+	Server string // the server's URL
+	Token  string // an operator's API token
+	// Node is the node as discovered: name, accelerators, model, CPUs,
+	// memory, and topology labels (site, partition, block, group; empty
+	// ones are left to the server).
+	Node model.Node
+	// Vendor of the accelerators ("nvidia", "amd", …), for their
+	// visibility variables; "" for none.
+	Vendor string
+	// Address is how ranks on other nodes reach this one (MASTER_ADDR);
+	// "" = the host name.
+	Address string
+	// AgentURL is where Handler is served, for the server's log requests;
+	// "" when it is not served.
+	AgentURL string
+	// StateDir keeps the run records, and the logs of jobs that name no
+	// output file.
+	StateDir string
+	// Grace is how long a run stopped by the server, or out of time, has
+	// between its signal and SIGKILL (default 10 s).
+	Grace time.Duration
+	// Heartbeat is how often to report until the server says otherwise
+	// (default 5 s).
+	Heartbeat time.Duration
+	// Launcher runs the processes; nil = NewLauncher.
+	Launcher Launcher
+	// Accelerators recounts the node's accelerators for the health check;
+	// nil = never (emulated nodes).
+	Accelerators func(ctx context.Context) (int, error)
+	// DiskFull is the fraction of the state directory's file system in
+	// use above which the node asks to be drained (default 0.98).
+	DiskFull float64
+	// StopOnExit stops every run when Run returns (tests). By default runs
+	// outlive the agent, which finds them again when it restarts.
+	StopOnExit bool
+	HTTP       *http.Client // nil = a client of its own
+	Log        *slog.Logger
+}
+
+// Agent is one node's daemon. Make one with New, then Run it.
+type Agent struct {
+	cfg    Config
+	client *api.Client
+	log    *slog.Logger
+	state  *stateDir
+	launch Launcher
+	kick   chan struct{} // report now
+	relink chan struct{} // register again and reopen the orders stream
+
+	mu       sync.Mutex
+	runs     map[runKey]*run
+	orders   api.Orders // the latest followed
+	haveOrd  bool
+	maxRev   int64
+	maxRevAt time.Time
+	every    time.Duration // report interval the server asks for
+	health   string
+	exits    sync.WaitGroup
+}
+
+// run is one rank the agent launched (or refused to launch).
+type run struct {
+	rec      record
+	task     model.Task
+	proc     Process // nil once ended
+	stopping bool
+	done     chan struct{} // closed when it ends
+}
+
+// New checks cfg and opens the state directory.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Server == "" {
+		return nil, errors.New("agent: no server URL; give --server URL")
+	}
+	if u, err := url.Parse(cfg.Server); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("agent: server URL %q: give http://host:port or https://host:port", cfg.Server)
+	}
+	if cfg.Node.Name == "" {
+		return nil, errors.New("agent: no node name; give --node NAME")
+	}
+	if cfg.Node.Accelerators < 0 {
+		return nil, fmt.Errorf("agent: %d accelerators; give 0 or more", cfg.Node.Accelerators)
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 10 * time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 5 * time.Second
+	}
+	if cfg.DiskFull <= 0 {
+		cfg.DiskFull = 0.98
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Address == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("agent: no --address and no host name: %w", err)
+		}
+		cfg.Address = h
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}}
+	}
+	st, err := openState(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
+	}
+	if cfg.Launcher == nil {
+		cfg.Launcher = NewLauncher(cfg.Log)
+	}
+	return &Agent{
+		cfg:    cfg,
+		client: &api.Client{BaseURL: cfg.Server, Token: cfg.Token, HTTP: cfg.HTTP},
+		log:    cfg.Log.With("node", cfg.Node.Name),
+		state:  st,
+		launch: cfg.Launcher,
+		kick:   make(chan struct{}, 1),
+		relink: make(chan struct{}, 1),
+		runs:   map[runKey]*run{},
+		every:  cfg.Heartbeat,
+	}, nil
+}
+
+// Node is the agent's node name.
+func (a *Agent) Node() string { return a.cfg.Node.Name }
+
+// Run runs the agent until ctx ends: it finds the runs a previous agent
+// left, registers, follows the orders and reports. Runs outlive it unless
+// Config.StopOnExit.
+func (a *Agent) Run(ctx context.Context) error {
+	a.recover(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.followLoop(ctx) }()
+	go func() { defer wg.Done(); a.reportLoop(ctx) }()
+	wg.Wait()
+	if a.cfg.StopOnExit {
+		a.stopAll()
+	}
+	return nil
+}
+
+// recover adopts the runs a previous agent launched: still alive, they are
+// watched again; gone, they end as lost (their exit status, if the
+// launcher kept it, is reported).
+func (a *Agent) recover(ctx context.Context) {
+	recs, errs := a.state.load()
+	for _, err := range errs {
+		a.log.Error("agent: state directory", "err", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, rec := range recs {
+		r := &run{rec: *rec, done: make(chan struct{})}
+		a.runs[rec.key()] = r
+		if rec.Ended {
+			close(r.done)
+			continue
+		}
+		p, err := a.launch.Recover(ctx, rec.Handle)
+		if err != nil {
+			a.endLocked(r, exitStatus{ExitCode: -1, Err: fmt.Sprintf("lost while the agent was down: %v", err), End: time.Now()})
+			continue
+		}
+		r.proc = p
+		a.log.Info("agent: found a run still going", "run", rec.key())
+		a.watchLocked(r)
+	}
+}
+
+// followLoop registers and holds the orders stream, reconnecting with
+// exponential back-off (and jitter, so that a thousand agents do not all
+// knock at once after a server restart).
+func (a *Agent) followLoop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		t0 := time.Now()
+		err := a.follow(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(t0) > 30*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		a.log.Warn("agent: lost the server; retrying", "err", err, "in", backoff)
+		d := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// follow registers, then reads orders until the stream breaks.
+func (a *Agent) follow(ctx context.Context) error {
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.cfg.Server, "/")+api.Prefix+"/agents/"+url.PathEscape(a.cfg.Node.Name)+"/orders", nil)
+	if err != nil {
+		return fmt.Errorf("orders request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+	resp, err := a.cfg.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("open the orders stream: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e api.Error
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("open the orders stream: HTTP %d: %s", resp.StatusCode, e.Message)
+	}
+	// A stream that goes quiet for much longer than the server's
+	// keep-alive is dead even if TCP has not noticed.
+	watchdog := time.AfterFunc(time.Minute, cancel)
+	defer watchdog.Stop()
+	go func() {
+		select {
+		case <-a.relink: // a report found the node unknown: register again
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var o api.Orders
+		if err := dec.Decode(&o); err != nil {
+			return fmt.Errorf("read orders: %w", err)
+		}
+		hb := time.Duration(o.HeartbeatMS) * time.Millisecond
+		if hb <= 0 {
+			hb = time.Duration(max(o.HeartbeatS, 1)) * time.Second
+		}
+		watchdog.Reset(max(20*hb, 10*time.Second) + 30*time.Second)
+		a.apply(o, hb)
+	}
+}
+
+// register tells the server what the node is and what it runs.
+func (a *Agent) register(ctx context.Context) error {
+	a.mu.Lock()
+	reg := api.Registration{Node: a.cfg.Node, Address: a.cfg.Address, AgentURL: a.cfg.AgentURL, Running: a.runningLocked()}
+	a.mu.Unlock()
+	var out json.RawMessage
+	if err := a.client.Do(ctx, http.MethodPost, api.Prefix+"/agents/"+url.PathEscape(a.cfg.Node.Name)+"/register", reg, &out); err != nil {
+		return fmt.Errorf("register node %s: %w", a.cfg.Node.Name, err)
+	}
+	return nil
+}
+
+// apply follows one Orders line.
+func (a *Agent) apply(o api.Orders, hb time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if hb != a.every {
+		a.every = hb
+		a.kickLocked()
+	}
+	// Orders older than ones already followed come from a replica whose
+	// view lags: they could stop a run a newer view started. Ignore them
+	// for a while (a store rebuilt from scratch starts its revisions over).
+	if o.Rev < a.maxRev && time.Since(a.maxRevAt) < 10*time.Second {
+		a.log.Debug("agent: orders older than the last followed; ignored", "rev", o.Rev, "last", a.maxRev)
+		return
+	}
+	if o.Rev >= a.maxRev {
+		a.maxRev, a.maxRevAt = o.Rev, time.Now()
+	}
+	a.orders, a.haveOrd = o, true
+	a.reconcileLocked()
+}
+
+// reconcileLocked makes the node run what the orders say: stop what they
+// no longer name, launch what they name and was never launched here, and
+// carry out signal orders once.
+func (a *Agent) reconcileLocked() {
+	if !a.haveOrd {
+		return
+	}
+	want := make(map[runKey]bool, len(a.orders.Runs))
+	for _, r := range a.orders.Runs {
+		want[runKey{r.Job.ID, r.Epoch, r.Rank}] = true
+	}
+	for k, r := range a.runs {
+		if r.proc != nil && !r.stopping && !want[k] {
+			a.stopLocked(r, "the server no longer wants it")
+		}
+	}
+	for _, o := range a.orders.Runs {
+		k := runKey{o.Job.ID, o.Epoch, o.Rank}
+		if _, seen := a.runs[k]; seen {
+			continue // launched once already: never again
+		}
+		if o.Rank < 0 {
+			continue // not this node's (a server bug); nothing to run
+		}
+		devs, ok := a.freeDevicesLocked(o.Accelerators)
+		if !ok {
+			continue // a stopping run still holds them; retried when it ends
+		}
+		a.launchLocked(o, devs)
+	}
+	for _, s := range a.orders.Signals {
+		for k, r := range a.runs {
+			if k.Job != s.Job || k.Epoch != s.Epoch || r.proc == nil || slices.Contains(r.rec.Signals, s.Seq) {
+				continue
+			}
+			if err := r.proc.Signal(s.Signal); err != nil {
+				a.log.Warn("agent: signal order", "run", k, "signal", s.Signal, "err", err)
+			} else {
+				a.log.Info("agent: signalled", "run", k, "signal", s.Signal)
+			}
+			r.rec.Signals = append(r.rec.Signals, s.Seq)
+			a.saveLocked(r)
+		}
+	}
+}
+
+// freeDevicesLocked picks n device indexes no live run holds.
+func (a *Agent) freeDevicesLocked(n int) ([]int, bool) {
+	if n == 0 {
+		return nil, true
+	}
+	used := map[int]bool{}
+	for _, r := range a.runs {
+		if r.proc != nil {
+			for _, d := range r.rec.Devices {
+				used[d] = true
+			}
+		}
+	}
+	var out []int
+	for d := 0; d < a.cfg.Node.Accelerators && len(out) < n; d++ {
+		if !used[d] {
+			out = append(out, d)
+		}
+	}
+	return out, len(out) == n
+}
+
+// launchLocked records, then starts, one rank. The record is written
+// first: if the agent dies in between, the rank is reported lost rather
+// than launched a second time.
+func (a *Agent) launchLocked(o api.Run, devs []int) {
+	now := time.Now()
+	r := &run{rec: record{Job: o.Job.ID, Epoch: o.Epoch, Rank: o.Rank, Devices: devs, Deadline: o.Deadline, Start: millis(now)},
+		task: o.Job.Task, done: make(chan struct{})}
+	k := r.rec.key()
+	a.runs[k] = r
+	if o.Deadline > 0 && now.Unix() >= o.Deadline {
+		a.endLocked(r, exitStatus{ExitCode: -1, TimedOut: true, End: now, Err: ""})
+		return
+	}
+	spec := a.spec(o, devs)
+	r.rec.Stdout, r.rec.Stderr = spec.Stdout, spec.Stderr
+	if err := a.state.save(&r.rec); err != nil {
+		// Without the record the promise cannot be kept: do not launch.
+		a.log.Error("agent: cannot record the run; not launching it", "run", k, "err", err)
+		a.endLocked(r, exitStatus{ExitCode: -1, Err: err.Error(), End: now})
+		return
+	}
+	p, err := a.launch.Start(context.Background(), spec)
+	if err != nil {
+		a.log.Warn("agent: launch failed", "run", k, "err", err)
+		a.endLocked(r, exitStatus{ExitCode: -1, Err: err.Error(), End: time.Now()})
+		return
+	}
+	r.proc = p
+	r.rec.Handle = p.Handle()
+	a.saveLocked(r)
+	a.log.Info("agent: launched", "run", k, "devices", devs)
+	a.watchLocked(r)
+}
+
+// watchLocked waits for the run's end in a goroutine of its own.
+func (a *Agent) watchLocked(r *run) {
+	p := r.proc
+	a.exits.Add(1)
+	go func() {
+		defer a.exits.Done()
+		st := p.Wait()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if r.stopping && !st.TimedOut {
+			st.Killed = true
+		}
+		a.endLocked(r, st)
+		a.reconcileLocked() // devices freed: launch what waited for them
+	}()
+}
+
+// endLocked records how a run ended and asks for a report now.
+func (a *Agent) endLocked(r *run, st exitStatus) {
+	r.proc = nil
+	rec := &r.rec
+	rec.Ended, rec.ExitCode, rec.Signal, rec.TimedOut, rec.Killed, rec.Error = true, st.ExitCode, st.Signal, st.TimedOut, st.Killed, st.Err
+	rec.End = millis(st.End)
+	a.saveLocked(r)
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
+	a.log.Info("agent: run ended", "run", rec.key(), "exit", st.ExitCode, "signal", st.Signal, "timed_out", st.TimedOut, "killed", st.Killed, "err", st.Err)
+	a.kickLocked()
+}
+
+func (a *Agent) saveLocked(r *run) {
+	if err := a.state.save(&r.rec); err != nil {
+		a.log.Error("agent: save run record", "run", r.rec.key(), "err", err)
+	}
+}
+
+// stopLocked stops a run with its job's signal, then SIGKILL after the
+// grace period.
+func (a *Agent) stopLocked(r *run, why string) {
+	r.stopping = true
+	sig := r.task.Signal
+	if sig == "" {
+		sig = "TERM"
+	}
+	a.log.Info("agent: stopping a run", "run", r.rec.key(), "why", why, "signal", sig)
+	p, grace, done := r.proc, a.cfg.Grace, r.done
+	go func() {
+		if err := p.Signal(sig); err != nil {
+			a.log.Warn("agent: signal a stopping run", "run", r.rec.key(), "err", err)
+		}
+		select {
+		case <-done:
+		case <-time.After(grace):
+			_ = p.Signal("KILL")
+		}
+	}()
+}
+
+// stopAll stops every live run and waits for them.
+func (a *Agent) stopAll() {
+	a.mu.Lock()
+	for _, r := range a.runs {
+		if r.proc != nil && !r.stopping {
+			a.stopLocked(r, "the agent stops")
+		}
+	}
+	a.mu.Unlock()
+	a.exits.Wait()
+}
+
+func (a *Agent) kickLocked() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) runningLocked() []api.RunState {
+	var out []api.RunState
+	for _, r := range a.runs {
+		if r.proc != nil {
+			out = append(out, api.RunState{Job: r.rec.Job, Epoch: r.rec.Epoch, Rank: r.rec.Rank, Start: r.rec.Start / 1000})
+		}
+	}
+	slices.SortFunc(out, func(x, y api.RunState) int {
+		return strings.Compare(runKey{x.Job, x.Epoch, x.Rank}.String(), runKey{y.Job, y.Epoch, y.Rank}.String())
+	})
+	return out
+}
+
+// reportLoop sends a heartbeat every interval, and at once when a run
+// ends. Ends are sent until the server acknowledges them.
+func (a *Agent) reportLoop(ctx context.Context) {
+	nextHealth := time.Time{}
+	for {
+		a.mu.Lock()
+		every := a.every
+		a.mu.Unlock()
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-a.kick:
+			t.Stop()
+		case <-t.C:
+		}
+		if time.Now().After(nextHealth) {
+			h := a.checkHealth(ctx)
+			a.mu.Lock()
+			a.health = h
+			a.mu.Unlock()
+			nextHealth = time.Now().Add(30 * time.Second)
+		}
+		if err := a.report(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("agent: report", "err", err)
+			var e *api.Error
+			if errors.As(err, &e) && e.Status == http.StatusNotFound {
+				select { // the server forgot the node: register again
+				case a.relink <- struct{}{}:
+				default:
+				}
+			}
+		}
+		a.forget()
+	}
+}
+
+// report sends one report and marks the ends it carried as acknowledged.
+func (a *Agent) report(ctx context.Context) error {
+	a.mu.Lock()
+	rep := api.Report{Running: a.runningLocked(), Health: a.health}
+	var sent []*run
+	for _, r := range a.runs {
+		if r.rec.Ended && !r.rec.Reported {
+			rec := r.rec
+			rep.Ended = append(rep.Ended, api.RunState{Job: rec.Job, Epoch: rec.Epoch, Rank: rec.Rank, Ended: true,
+				ExitCode: rec.ExitCode, Signal: rec.Signal, TimedOut: rec.TimedOut, Killed: rec.Killed,
+				Start: rec.Start / 1000, End: rec.End / 1000, Error: rec.Error})
+			sent = append(sent, r)
+		}
+	}
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.client.Do(ctx, http.MethodPost, api.Prefix+"/agents/"+url.PathEscape(a.cfg.Node.Name)+"/report", rep, nil); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range sent {
+		r.rec.Reported = true
+		a.saveLocked(r)
+	}
+	return nil
+}
+
+// keepEnded is how long the record of a reported run is kept, so that
+// orders from a lagging view cannot launch it again.
+const keepEnded = time.Hour
+
+// forget drops the records of runs reported long ago that the orders no
+// longer name.
+func (a *Agent) forget() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cutoff := millis(time.Now().Add(-keepEnded))
+	for k, r := range a.runs {
+		if !r.rec.Reported || r.rec.End > cutoff {
+			continue
+		}
+		if slices.ContainsFunc(a.orders.Runs, func(o api.Run) bool { return o.Job.ID == k.Job && o.Epoch == k.Epoch }) {
+			continue
+		}
+		if err := a.state.remove(k); err != nil {
+			a.log.Warn("agent: forget a run", "err", err)
+			continue
+		}
+		delete(a.runs, k)
+	}
+}

@@ -1,0 +1,392 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/model"
+	"github.com/usine-project/usine/internal/store"
+)
+
+const wait = 15 * time.Second
+
+// fakeServer speaks the server's side of the agent protocol: the test
+// sets the orders, and reads the registrations and reports.
+type fakeServer struct {
+	t   *testing.T
+	url string
+
+	mu       sync.Mutex
+	orders   api.Orders
+	changed  chan struct{} // closed and replaced when orders change
+	regs     int
+	ended    []api.RunState
+	reports  int
+	health   string
+	failNext int // answer this many reports with 503
+}
+
+func newFakeServer(t *testing.T) *fakeServer {
+	f := &fakeServer{t: t, changed: make(chan struct{}), orders: api.Orders{Runs: []api.Run{}, HeartbeatMS: 50}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/agents/{node}/register", func(w http.ResponseWriter, r *http.Request) {
+		var reg api.Registration
+		if err := json.NewDecoder(r.Body).Decode(&reg); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		f.mu.Lock()
+		f.regs++
+		f.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(store.Node{Node: reg.Node})
+	})
+	mux.HandleFunc("GET /api/v1/agents/{node}/orders", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		for {
+			f.mu.Lock()
+			o, ch := f.orders, f.changed
+			f.mu.Unlock()
+			o.Node = r.PathValue("node")
+			if json.NewEncoder(w).Encode(o) != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-ch:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	mux.HandleFunc("POST /api/v1/agents/{node}/report", func(w http.ResponseWriter, r *http.Request) {
+		var rep api.Report
+		if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.failNext > 0 {
+			f.failNext--
+			http.Error(w, "down for a moment", 503)
+			return
+		}
+		f.reports++
+		f.health = rep.Health
+		f.ended = append(f.ended, rep.Ended...)
+		w.WriteHeader(204)
+	})
+	mux.HandleFunc("GET /api/v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer reader" {
+			w.WriteHeader(404)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(store.Job{})
+	})
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	f.url = hs.URL
+	return f
+}
+
+// set replaces the orders every stream sees.
+func (f *fakeServer) set(rev int64, runs []api.Run, sigs ...api.SignalOrder) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.orders = api.Orders{Runs: runs, Signals: sigs, Rev: rev, HeartbeatMS: 50}
+	if runs == nil {
+		f.orders.Runs = []api.Run{}
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// waitEnd waits for the report of the end of job's rank.
+func (f *fakeServer) waitEnd(job string, rank int) api.RunState {
+	f.t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		f.mu.Lock()
+		for _, e := range f.ended {
+			if e.Job == job && e.Rank == rank {
+				f.mu.Unlock()
+				return e
+			}
+		}
+		f.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.t.Fatalf("no end of job %s rank %d reported within %v", job, rank, wait)
+	return api.RunState{}
+}
+
+func (f *fakeServer) endsOf(job string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, e := range f.ended {
+		if e.Job == job {
+			n++
+		}
+	}
+	return n
+}
+
+// startAgent runs an agent of 8 emulated H100s until the test ends (or
+// stop is called); its runs are stopped with it.
+func startAgent(t *testing.T, f *fakeServer, stateDir string) (a *Agent, stop func()) {
+	t.Helper()
+	a, err := New(Config{
+		Server: f.url, Token: "t", StateDir: stateDir, Grace: 200 * time.Millisecond, Address: "10.1.1.1", StopOnExit: true,
+		Node: model.Node{Name: "n1", Accelerators: 8, Model: "H100", CPUs: 4}, Vendor: "nvidia",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return a, stop
+}
+
+// job makes a run of a shell script on n1, rank rank of nodes.
+func job(id string, epoch int64, script string, accels int, nodes ...string) api.Run {
+	if len(nodes) == 0 {
+		nodes = []string{"n1"}
+	}
+	rank := slices.Index(nodes, "n1")
+	addrs := make([]string, len(nodes))
+	for i, n := range nodes {
+		addrs[i] = "addr-" + n
+	}
+	return api.Run{
+		Job:   store.Job{Job: model.Job{ID: id, Project: "p", Limit: 600}, Task: model.Task{Script: "#!/bin/sh\n" + script}, Epoch: epoch, State: model.JobRunning, Start: time.Now().Unix()},
+		Epoch: epoch, Rank: rank, Nodes: nodes, Addresses: addrs, Accelerators: accels, Deadline: time.Now().Unix() + 600,
+	}
+}
+
+func waitFile(t *testing.T, path string) string {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 && strings.HasSuffix(string(b), "\n") {
+			return string(b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s was not written within %v", path, wait)
+	return ""
+}
+
+func TestARunGetsItsEnvironmentAndItsEndIsReported(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	startAgent(t, f, filepath.Join(dir, "state"))
+	r := job("7", 3, `echo "$NODE_RANK $WORLD_SIZE $MASTER_ADDR $CUDA_VISIBLE_DEVICES $USINE_JOB_ID $SLURM_JOB_ID $SLURM_PROCID"; exit 4`, 2, "n0", "n1")
+	r.Job.Task.WorkDir = dir
+	f.set(1, []api.Run{r})
+	end := f.waitEnd("7", 1)
+	if diff := cmp.Diff(api.RunState{Job: "7", Epoch: 3, Rank: 1, Ended: true, ExitCode: 4}, api.RunState{Job: end.Job, Epoch: end.Epoch, Rank: end.Rank, Ended: end.Ended, ExitCode: end.ExitCode, Signal: end.Signal}); diff != "" {
+		t.Errorf("reported end (-want +got):\n%s", diff)
+	}
+	out := waitFile(t, filepath.Join(dir, "usine-7.1.out"))
+	if want := "1 2 addr-n0 0,1 7 7 1\n"; out != want {
+		t.Errorf("the script printed %q; want %q", out, want)
+	}
+}
+
+func TestEachRunIsLaunchedOnceEvenAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	count := filepath.Join(dir, "count")
+	r := job("1", 1, "echo x >> "+count+"\n", 1)
+	r.Job.Task.WorkDir = dir
+	f.set(1, []api.Run{r})
+	_, stop := startAgent(t, f, state)
+	f.waitEnd("1", 0)
+	f.set(2, []api.Run{r}) // the same orders again, at a newer revision
+	stop()
+	// A new agent on the same state directory, with the run still ordered
+	// (the server has not heard of its end yet).
+	startAgent(t, f, state)
+	f.set(3, []api.Run{r})
+	r2 := job("2", 1, "echo done > "+filepath.Join(dir, "marker")+"\n", 1)
+	r2.Job.Task.WorkDir = dir
+	f.set(4, []api.Run{r, r2})
+	waitFile(t, filepath.Join(dir, "marker"))
+	f.waitEnd("2", 0)
+	if b, _ := os.ReadFile(count); string(b) != "x\n" {
+		t.Errorf("the run ran %d times; want once", strings.Count(string(b), "x"))
+	}
+}
+
+func TestUnwantedRunsGetTheirSignalThenAreKilled(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	startAgent(t, f, filepath.Join(dir, "state"))
+	polite := job("1", 1, "trap 'echo got USR1 > "+filepath.Join(dir, "polite")+"; exit 0' USR1\necho up > "+filepath.Join(dir, "up1")+"\nwhile true; do sleep 0.05; done\n", 4)
+	polite.Job.Task.Signal = "USR1"
+	stubborn := job("2", 1, "trap '' TERM\necho up > "+filepath.Join(dir, "up2")+"\nwhile true; do sleep 0.05; done\n", 4)
+	for _, r := range []*api.Run{&polite, &stubborn} {
+		r.Job.Task.WorkDir = dir
+	}
+	f.set(1, []api.Run{polite, stubborn})
+	waitFile(t, filepath.Join(dir, "up1"))
+	waitFile(t, filepath.Join(dir, "up2"))
+	f.set(2, nil)
+	if got := waitFile(t, filepath.Join(dir, "polite")); got != "got USR1\n" {
+		t.Errorf("the polite job wrote %q", got)
+	}
+	e1, e2 := f.waitEnd("1", 0), f.waitEnd("2", 0)
+	if !e1.Killed || e1.ExitCode != 0 {
+		t.Errorf("polite job's end %+v; want killed (stopped by the server) with its own exit code 0", e1)
+	}
+	if !e2.Killed || e2.Signal != "KILL" {
+		t.Errorf("stubborn job's end %+v; want killed by KILL after the grace period", e2)
+	}
+}
+
+func TestARunWaitsForTheDevicesAStoppingRunHolds(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	startAgent(t, f, filepath.Join(dir, "state"))
+	slow := job("1", 1, "trap 'sleep 0.1; echo > "+filepath.Join(dir, "stopped")+"; exit 0' TERM\necho up > "+filepath.Join(dir, "up")+"\nwhile true; do sleep 0.05; done\n", 8)
+	slow.Job.Task.WorkDir = dir
+	f.set(1, []api.Run{slow})
+	waitFile(t, filepath.Join(dir, "up"))
+	next := job("2", 1, "test -e "+filepath.Join(dir, "stopped")+" && echo $CUDA_VISIBLE_DEVICES > "+filepath.Join(dir, "devs")+"\n", 8)
+	next.Job.Task.WorkDir = dir
+	f.set(2, []api.Run{next})
+	if end := f.waitEnd("2", 0); end.ExitCode != 0 {
+		t.Fatalf("the next run started before the stopping one had ended (exit %d)", end.ExitCode)
+	}
+	if got := waitFile(t, filepath.Join(dir, "devs")); got != "0,1,2,3,4,5,6,7\n" {
+		t.Errorf("the next run saw devices %q; want all 8", got)
+	}
+}
+
+func TestTimeLimitAndSignalOrders(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	startAgent(t, f, filepath.Join(dir, "state"))
+	sigs := filepath.Join(dir, "sigs")
+	r := job("1", 1, "trap 'echo USR2 >> "+sigs+"' USR2\necho up > "+filepath.Join(dir, "up")+"\nwhile true; do sleep 0.05; done\n", 1)
+	r.Job.Task.WorkDir = dir
+	r.Deadline = time.Now().Unix() + 2
+	f.set(1, []api.Run{r})
+	waitFile(t, filepath.Join(dir, "up"))
+	order := api.SignalOrder{Job: "1", Epoch: 1, Signal: "USR2", Seq: 42}
+	f.set(2, []api.Run{r}, order)
+	waitFile(t, sigs)
+	f.set(3, []api.Run{r}, order) // the same order again: carried out once
+	end := f.waitEnd("1", 0)
+	if !end.TimedOut || end.Signal != "TERM" {
+		t.Errorf("end %+v; want timed out by TERM", end)
+	}
+	if b, _ := os.ReadFile(sigs); string(b) != "USR2\n" {
+		t.Errorf("signals received %q; want USR2 once", b)
+	}
+}
+
+func TestOrdersFromALaggingViewAreIgnored(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	startAgent(t, f, filepath.Join(dir, "state"))
+	r := job("1", 1, "echo up > "+filepath.Join(dir, "up")+"\nwhile true; do sleep 0.05; done\n", 1)
+	r.Job.Task.WorkDir = dir
+	f.set(10, []api.Run{r})
+	waitFile(t, filepath.Join(dir, "up"))
+	f.set(9, nil) // an older view that has not seen the start
+	marker := job("2", 1, "echo x > "+filepath.Join(dir, "marker")+"\n", 1)
+	marker.Job.Task.WorkDir = dir
+	f.set(11, []api.Run{r, marker})
+	waitFile(t, filepath.Join(dir, "marker"))
+	if n := f.endsOf("1"); n != 0 {
+		t.Errorf("orders at revision 9 stopped a run that revision 10 started")
+	}
+}
+
+func TestEndsAreReportedUntilAcknowledged(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	f.failNext = 3
+	dir := t.TempDir()
+	startAgent(t, f, filepath.Join(dir, "state"))
+	r := job("1", 1, "exit 0\n", 0)
+	r.Job.Task.WorkDir = dir
+	f.set(1, []api.Run{r})
+	f.waitEnd("1", 0)
+	deadline := time.Now().Add(wait)
+	for {
+		f.mu.Lock()
+		n := f.reports
+		f.mu.Unlock()
+		if n >= 5 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := f.endsOf("1"); n != 1 {
+		t.Errorf("the end was acknowledged %d times; want once (sent until acknowledged, then no more)", n)
+	}
+}
+
+func TestLogsAreServedToReadersOnly(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	a, _ := startAgent(t, f, filepath.Join(dir, "state"))
+	r := job("5", 1, "echo hello; echo world\n", 0)
+	r.Job.Task.WorkDir = dir
+	f.set(1, []api.Run{r})
+	f.waitEnd("5", 0)
+	hs := httptest.NewServer(a.Handler())
+	defer hs.Close()
+	for _, tc := range []struct {
+		name, token, query string
+		wantStatus         int
+		wantBody           string
+	}{
+		{"a reader gets the whole output", "reader", "epoch=1&rank=0", 200, "hello\nworld\n"},
+		{"from an offset", "reader", "epoch=1&rank=0&offset=6", 200, "world\n"},
+		{"following an ended run stops at its end", "reader", "epoch=1&rank=0&follow=1", 200, "hello\nworld\n"},
+		{"someone else", "stranger", "epoch=1&rank=0", 404, ""},
+		{"another epoch", "reader", "epoch=2&rank=0", 404, ""},
+	} {
+		req, _ := http.NewRequest("GET", hs.URL+"/logs/5?"+tc.query, nil)
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.wantStatus || (tc.wantBody != "" && b.String() != tc.wantBody) {
+			t.Errorf("%s: %d %q; want %d %q", tc.name, resp.StatusCode, b.String(), tc.wantStatus, tc.wantBody)
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/usine-project/usine/internal/api"
+)
+
+// Handler serves GET /logs/{job}?epoch=E&rank=R[&follow=1][&offset=N]:
+// the output file of one of the agent's runs, for the server's log proxy.
+// It trusts no one: the caller's token goes back to the server, and only
+// a caller who may read the job gets its output.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /logs/{job}", a.serveLog)
+	return mux
+}
+
+// Mux serves several agents' logs on one listener, under
+// /nodes/{node}/logs/{job}: emulated nodes in one process share it.
+// Give each agent AgentURL = base + "/nodes/" + its node name.
+func Mux(agents []*Agent) http.Handler {
+	byNode := make(map[string]*Agent, len(agents))
+	for _, a := range agents {
+		byNode[a.Node()] = a
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /nodes/{node}/logs/{job}", func(w http.ResponseWriter, r *http.Request) {
+		a := byNode[r.PathValue("node")]
+		if a == nil {
+			logError(w, http.StatusNotFound, api.CodeNotFound, "no agent for node %s here", r.PathValue("node"))
+			return
+		}
+		a.serveLog(w, r)
+	})
+	return mux
+}
+
+func logError(w http.ResponseWriter, status int, code, format string, args ...any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(api.Error{Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+func (a *Agent) serveLog(w http.ResponseWriter, r *http.Request) {
+	job := r.PathValue("job")
+	q := r.URL.Query()
+	epoch, err1 := strconv.ParseInt(q.Get("epoch"), 10, 64)
+	rank, err2 := strconv.Atoi(q.Get("rank"))
+	offset, err3 := strconv.ParseInt(cmpOr(q.Get("offset"), "0"), 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || offset < 0 {
+		logError(w, http.StatusBadRequest, api.CodeBadRequest, "give epoch, rank and optionally offset as non-negative integers")
+		return
+	}
+	if err := a.mayRead(r.Context(), r.Header.Get("Authorization"), job); err != nil {
+		var e *api.Error
+		if errors.As(err, &e) {
+			logError(w, e.Status, e.Code, "%s", e.Message)
+			return
+		}
+		logError(w, http.StatusBadGateway, api.CodeUnavailable, "%v", err)
+		return
+	}
+	a.mu.Lock()
+	rn := a.runs[runKey{job, epoch, rank}]
+	var path string
+	var done chan struct{}
+	if rn != nil {
+		path, done = rn.rec.Stdout, rn.done
+	}
+	a.mu.Unlock()
+	if rn == nil || path == "" {
+		logError(w, http.StatusNotFound, api.CodeNotFound, "node %s has no output of job %s rank %d (epoch %d): it never ran here, or its record was forgotten", a.cfg.Node.Name, job, rank, epoch)
+		return
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		logError(w, http.StatusNotFound, api.CodeNotFound, "the output file %s of job %s is gone from node %s", path, job, a.cfg.Node.Name)
+		return
+	}
+	if err != nil {
+		logError(w, http.StatusInternalServerError, api.CodeInternal, "open the output of job %s: %v", job, err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		logError(w, http.StatusBadRequest, api.CodeBadRequest, "offset %d: %v", offset, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	follow := q.Get("follow") == "1"
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return
+		}
+		if !follow {
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		select {
+		case <-done:
+			// Ended: read what it wrote last, then stop.
+			for {
+				n, _ := f.Read(buf)
+				if n == 0 {
+					return
+				}
+				if _, err := w.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		case <-r.Context().Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// mayRead asks the server whether the holder of auth may read job.
+func (a *Agent) mayRead(ctx context.Context, auth, job string) error {
+	if auth == "" {
+		return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "no token: logs are read through the server (usine logs JOB)"}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.Server+api.Prefix+"/jobs/"+url.PathEscape(job), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", auth)
+	resp, err := a.cfg.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("check the caller with the server: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return nil
+	case resp.StatusCode == http.StatusUnauthorized:
+		return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "the server does not know this token"}
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden:
+		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: "job " + job + " not found"}
+	}
+	return fmt.Errorf("check the caller with the server: HTTP %d", resp.StatusCode)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
