@@ -97,7 +97,16 @@ func jsonError(err error) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &te):
-		return invalid(te.Field, "field %s: %s is not a %s", te.Field, te.Value, te.Type)
+		// Field paths name embedded Go structs too (JobSpec.nodes); JSON
+		// names are lower case.
+		var parts []string
+		for p := range strings.SplitSeq(te.Field, ".") {
+			if p != "" && !(p[0] >= 'A' && p[0] <= 'Z') {
+				parts = append(parts, p)
+			}
+		}
+		f := strings.Join(parts, ".")
+		return invalid(f, "field %s: a JSON %s cannot be a %s", f, te.Value, te.Type)
 	case errors.As(err, &se):
 		return fail(http.StatusBadRequest, api.CodeBadRequest, "", "malformed JSON at byte %d: %v", se.Offset, err)
 	case errors.Is(err, io.EOF):

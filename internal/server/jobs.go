@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -140,6 +141,10 @@ func (s *Server) jobFromSpec(p *principal, sp *api.JobSpec, parents map[string]s
 	}
 	j.Task = sp.Task
 	if err := j.Job.Validate(); err != nil {
+		var fe *model.FieldError
+		if errors.As(err, &fe) {
+			return j, nil, invalid(fe.Field, "%s %s", fe.Field, fe.Msg)
+		}
 		return j, nil, err
 	}
 	if sp.Array == "" {

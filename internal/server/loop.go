@@ -398,6 +398,9 @@ func (l *Loop) loadCluster(ctx context.Context) error {
 		return nil
 	}
 	c := &model.Cluster{Name: "factory", Sites: sites, Partitions: parts, Accelerators: map[string]model.Accelerator{}}
+	for _, p := range parts {
+		c.Accelerators[p.Model] = model.Accelerator{Model: p.Model} // the scheduler needs only the name
+	}
 	for _, n := range nodes {
 		c.Nodes = append(c.Nodes, n.Node)
 	}

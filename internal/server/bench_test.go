@@ -1,0 +1,174 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/model"
+	"github.com/usine-project/usine/internal/server"
+	"github.com/usine-project/usine/internal/server/servertest"
+	"github.com/usine-project/usine/internal/store"
+)
+
+// benchStores are the stores a benchmark runs on: SQLite always,
+// PostgreSQL when USINE_TEST_POSTGRES names a server.
+func benchStores() []string {
+	out := []string{""}
+	if u := os.Getenv("USINE_TEST_POSTGRES"); u != "" {
+		out = append(out, u)
+	}
+	return out
+}
+
+func storeName(url string) string {
+	if url == "" {
+		return "sqlite"
+	}
+	return "postgres"
+}
+
+// BenchmarkSubmitHTTP measures durable submits through the real HTTP API
+// from 64 concurrent clients, one job per request, with the scheduler loop
+// running. Each b.N is one acknowledged job.
+//
+//	go test ./internal/server -run '^$' -bench SubmitHTTP -benchtime 20000x -count 5
+func BenchmarkSubmitHTTP(b *testing.B) {
+	for _, url := range benchStores() {
+		b.Run(storeName(url), func(b *testing.B) {
+			env := servertest.Start(b, servertest.Options{StoreURL: url, Config: server.Config{RateLimit: 0}})
+			body, _ := json.Marshal(api.JobSpec{Project: "default", Accelerators: 1, Limit: 600, Task: model.Task{Script: "#!/bin/sh\ntrue\n"}})
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+			var failed atomic.Int64
+			b.SetParallelism(32) // 64 clients on 2 cores
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("POST", env.URL+api.Prefix+"/jobs", bytes.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+env.AdminToken)
+					resp, err := hc.Do(req)
+					if err != nil {
+						failed.Add(1)
+						continue
+					}
+					if resp.StatusCode != http.StatusCreated {
+						failed.Add(1)
+					}
+					resp.Body.Close()
+				}
+			})
+			el := time.Since(start)
+			b.StopTimer()
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d submits failed", n)
+			}
+			b.ReportMetric(float64(b.N)/el.Seconds(), "jobs/s")
+		})
+	}
+}
+
+// BenchmarkStartLatency measures the time from a submit's acknowledgement
+// to the commit of its start decision, for a job that fits on idle nodes of
+// an emulated 100,000-accelerator cluster (gigafactory: 12,500 nodes × 8)
+// with 10,000 jobs waiting. Each b.N is one probe job.
+//
+//	go test ./internal/server -run '^$' -bench StartLatency -benchtime 200x -count 1
+func BenchmarkStartLatency(b *testing.B) {
+	env := servertest.Start(b, servertest.Options{Cluster: "gigafactory", Config: server.Config{RateLimit: 0, BackfillInterval: 10 * time.Second}})
+	ctx := context.Background()
+	// 70 % of the nodes busy with one-node jobs for a day.
+	busy := make([]api.JobSpec, 8750)
+	for i := range busy {
+		busy[i] = api.JobSpec{Project: "default", Nodes: 1, AcceleratorsPerNode: 8, Limit: 86400, Task: model.Task{Script: "true"}}
+	}
+	submitAll(b, env, busy)
+	waitCount(b, env, model.JobRunning, len(busy))
+	// 10,000 waiting gangs, each larger than what is idle.
+	waiting := make([]api.JobSpec, 10000)
+	for i := range waiting {
+		waiting[i] = api.JobSpec{Project: "default", Nodes: 4000 + i%100, AcceleratorsPerNode: 8, Limit: 86400, Task: model.Task{Script: "true"}}
+	}
+	submitAll(b, env, waiting)
+	env.Server.Loop().Pass(ctx, true)
+
+	var mu sync.Mutex
+	started := map[string]time.Time{}
+	env.Server.Loop().Watch(func(j store.Job) {
+		if j.State == model.JobRunning {
+			mu.Lock()
+			started[j.ID] = time.Now()
+			mu.Unlock()
+		}
+	})
+	probe := api.JobSpec{Project: "default", Nodes: 1, AcceleratorsPerNode: 8, Limit: 600, Task: model.Task{Script: "true"}}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		jobs, err := env.Admin.Submit(ctx, probe)
+		if err != nil {
+			b.Fatal(err)
+		}
+		acked := time.Now()
+		id := jobs[0].ID
+		for {
+			mu.Lock()
+			t, ok := started[id]
+			mu.Unlock()
+			if ok {
+				lat = append(lat, t.Sub(acked))
+				break
+			}
+			if time.Since(acked) > 30*time.Second {
+				j, _ := env.Admin.Job(ctx, id)
+				b.Fatalf("probe %s did not start in 30 s: %+v", id, j)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50_ms")
+	b.ReportMetric(q(0.99), "p99_ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+func submitAll(b *testing.B, env *servertest.Env, specs []api.JobSpec) {
+	ctx := context.Background()
+	for i := 0; i < len(specs); i += 2000 {
+		if _, err := env.Admin.Submit(ctx, specs[i:min(i+2000, len(specs))]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func waitCount(b *testing.B, env *servertest.Env, state model.JobState, n int) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		st := env.Server.Loop().State()
+		got := st.Pending
+		if state == model.JobRunning {
+			got = st.Running
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d jobs %s after 5 minutes; want %d", got, state, n)
+		}
+		env.Server.Loop().Wake()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var _ = fmt.Sprint
