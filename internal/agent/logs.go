@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,7 +57,7 @@ func (a *Agent) serveLog(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	epoch, err1 := strconv.ParseInt(q.Get("epoch"), 10, 64)
 	rank, err2 := strconv.Atoi(q.Get("rank"))
-	offset, err3 := strconv.ParseInt(cmpOr(q.Get("offset"), "0"), 10, 64)
+	offset, err3 := strconv.ParseInt(cmp.Or(q.Get("offset"), "0"), 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil || offset < 0 {
 		logError(w, http.StatusBadRequest, api.CodeBadRequest, "give epoch, rank and optionally offset as non-negative integers")
 		return
@@ -162,11 +163,4 @@ func (a *Agent) mayRead(ctx context.Context, auth, job string) error {
 		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: "job " + job + " not found"}
 	}
 	return fmt.Errorf("check the caller with the server: HTTP %d", resp.StatusCode)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

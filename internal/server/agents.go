@@ -13,6 +13,7 @@ package server
 // keep-alive. Only the leader's monitor marks nodes down.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -596,7 +597,7 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := s.agents
 	h.mu.Lock()
-	h.addrs[name] = nodeAddr{address: cmpOr(reg.Address, name), agentURL: reg.AgentURL, at: time.Now()}
+	h.addrs[name] = nodeAddr{address: cmp.Or(reg.Address, name), agentURL: reg.AgentURL, at: time.Now()}
 	h.mu.Unlock()
 	h.beat(name)
 	if !exists || old.Node != out.Node {
@@ -609,22 +610,15 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // placeNode fills the node's place in the topology from the agent's
 // labels, else from what the store had, else defaults, and makes sure its
 // site and partition exist.
 func (s *Server) placeNode(ctx context.Context, n *model.Node, old store.Node, exists bool) error {
 	if exists {
-		n.Site = cmpOr(n.Site, old.Site)
-		n.Partition = cmpOr(n.Partition, old.Partition)
-		n.Block = cmpOr(n.Block, old.Block)
-		n.Group = cmpOr(n.Group, old.Group)
+		n.Site = cmp.Or(n.Site, old.Site)
+		n.Partition = cmp.Or(n.Partition, old.Partition)
+		n.Block = cmp.Or(n.Block, old.Block)
+		n.Group = cmp.Or(n.Group, old.Group)
 	}
 	sites, err := s.store.Sites(ctx)
 	if err != nil {
@@ -642,8 +636,8 @@ func (s *Server) placeNode(ctx context.Context, n *model.Node, old store.Node, e
 			n.Partition = strings.ToLower(n.Model)
 		}
 	}
-	n.Block = cmpOr(n.Block, n.Name)
-	n.Group = cmpOr(n.Group, n.Block)
+	n.Block = cmp.Or(n.Block, n.Name)
+	n.Group = cmp.Or(n.Group, n.Block)
 	for _, f := range []struct{ field, v string }{{"node.site", n.Site}, {"node.partition", n.Partition}, {"node.block", n.Block}, {"node.group", n.Group}, {"node.model", n.Model}} {
 		if err := checkName(f.field, f.v, false); err != nil {
 			return err
