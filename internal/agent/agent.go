@@ -160,7 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.reportLoop(ctx) }()
 	wg.Wait()
 	if a.cfg.StopOnExit {
-		a.stopAll()
+		a.StopAll()
 	}
 	return nil
 }
@@ -463,8 +463,10 @@ func (a *Agent) stopLocked(r *run, why string) {
 	}()
 }
 
-// stopAll stops every live run and waits for them.
-func (a *Agent) stopAll() {
+// StopAll stops every live run (its signal, then SIGKILL after the grace
+// period) and waits for them to end. Their ends are reported by the next
+// Run, if any.
+func (a *Agent) StopAll() {
 	a.mu.Lock()
 	for _, r := range a.runs {
 		if r.proc != nil && !r.stopping {
