@@ -54,5 +54,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })
 	root.AddCommand(newTraceCmd(), newSimCmd(), newUpCmd(), newPlanCmd())
+	root.AddCommand(newAgentCmd(), newLogsCmd())
 	return root
 }

@@ -1,80 +1,252 @@
 package cli
 
 import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/usine-project/usine/internal/cluster"
-	"github.com/usine-project/usine/internal/sched"
-	"github.com/usine-project/usine/internal/sim"
-	"github.com/usine-project/usine/internal/trace"
+	"github.com/usine-project/usine/internal/agent"
+	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/model"
+	"github.com/usine-project/usine/internal/store"
 )
 
-// newUpCmd is usine on this machine with its embedded defaults. Until the
-// control plane lands (server, store, agents), that means the scheduler on
-// a built-in factory, replaying a generated day of work under each policy.
+// upState is what usine up remembers in its data directory, so that a
+// plain `usine up` resumes the same factory.
+type upState struct {
+	Emulate string `json:"emulate,omitempty"`
+}
+
+// agentUser is the operator the agents of usine up act as.
+const agentUser = "usine-agent"
+
 func newUpCmd() *cobra.Command {
 	var (
-		clusterName string
-		jobs        int
-		seed        uint64
-		policies    string
+		f       serverFlags
+		emulate string
+		grace   time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "up",
-		Short: "Run usine on this machine with its embedded defaults",
-		Long: `Run usine on this machine with its embedded defaults: no file, no network.
+		Use:   "up [--emulate 4x8xH100] [--data DIR]",
+		Short: "Run a whole AI factory on this machine: server, store and node agents",
+		Long: `Run a whole usine factory on this machine, in one process: the API server and
+scheduler over an embedded SQLite store in --data, and node agents that run
+the jobs as real processes.
 
-Today this runs usine's scheduler on a built-in factory (by default "laptop":
-4 nodes × 8 H100 in 2 blocks) over a generated workload, under FIFO, FIFO +
-EASY backfill (a default Slurm) and usine's own policy, and prints how each
-did. The API server and node agents that run real jobs come next.`,
+By default one agent serves this host, with no accelerator (a CPU-only node)
+until accelerator discovery finds some. --emulate NODESxPERNODExMODEL starts
+that many emulated nodes instead, named node001, node002, …, two to a block
+and two blocks to a group, so that gang jobs and topology-aware placement can
+be tried on a laptop: jobs run for real, they just see emulated accelerators
+(CUDA_VISIBLE_DEVICES and friends are set as on a real node).
+
+It prints the URL, the admin token and commands to try. Ctrl-C stops the
+agents, then the server; running jobs keep running, and the next usine up
+with the same --data resumes the same factory (same nodes, same admin token,
+the jobs where they were).
+
+The scheduler simulator that usine up used to run is usine sim (replay a
+trace, compare policies) and usine trace gen (make a workload).`,
+		Example: `  usine up --emulate 4x8xH100
+  usine up --data /tmp/factory --listen 127.0.0.1:9000`,
 		Args: usageArgs(cobra.NoArgs, "up takes no arguments, only flags"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if jobs <= 0 {
-				return &UsageError{fmt.Errorf("up: --jobs %d; give a positive number of jobs", jobs)}
-			}
-			c, err := cluster.Resolve(clusterName)
-			if err != nil {
-				return &UsageError{fmt.Errorf("up: --cluster: %w", err)}
-			}
-			var cfgs []sched.Config
-			for _, name := range strings.Split(policies, ",") {
-				cfg, err := sched.PolicyByName(strings.TrimSpace(name))
-				if err != nil {
-					return &UsageError{fmt.Errorf("up: --policy: %w", err)}
-				}
-				cfgs = append(cfgs, cfg)
-			}
-			recs, err := workload(c, trace.GenOptions{Jobs: jobs, Seed: seed})
-			if err != nil {
-				return fmt.Errorf("up: %w", err)
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "usine: factory %q — %d nodes, %d accelerators; replaying %d generated jobs (seed %d)\n\n",
-				c.Name, len(c.Nodes), c.TotalAccelerators(), len(recs), seed)
-			res, err := sim.RunAll(cmd.Context(), sim.Input{Cluster: c, Records: recs}, cfgs, sim.Options{SkipImpossible: true})
-			if err != nil {
-				return fmt.Errorf("up: %w", err)
-			}
-			if err := sim.WriteTable(out, res); err != nil {
-				return err
-			}
-			fmt.Fprint(out, `
-Try next:
-  usine trace gen --cluster gigafactory --jobs 100000 -o giga.csv
-  usine sim --cluster gigafactory --trace giga.csv --policy easy,usine --report giga.html
-  usine sim --help
-`)
-			return nil
+			return runUp(cmd.Context(), &f, cmd.Flags().Changed("emulate"), emulate, grace, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&clusterName, "cluster", "laptop", "built-in cluster ("+strings.Join(cluster.Examples(), ", ")+") or a JSON cluster file")
-	f.IntVar(&jobs, "jobs", 2000, "jobs to generate")
-	f.Uint64Var(&seed, "seed", 1, "seed of the generated workload")
-	f.StringVar(&policies, "policy", "fifo,easy,usine", "policies to compare, comma-separated")
+	f.register(cmd, "")
+	cmd.Flags().StringVar(&emulate, "emulate", "", "emulate NODESxPERNODExMODEL nodes (4x8xH100) instead of serving this host (default: what the last usine up in --data used)")
+	cmd.Flags().DurationVar(&grace, "grace", 10*time.Second, "time between a stopped job's signal and SIGKILL")
 	return cmd
+}
+
+func runUp(ctx context.Context, f *serverFlags, emulateSet bool, emulate string, grace time.Duration, stdout, stderr io.Writer) error {
+	if f.storeURL == "" && f.dataDir == "" {
+		return &UsageError{errors.New("up: give --data DIR (or --store)")}
+	}
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("up: create data directory %s: %w", f.dataDir, err)
+	}
+	statePath := filepath.Join(f.dataDir, "up.json")
+	var prev upState
+	if b, err := os.ReadFile(statePath); err == nil {
+		if err := json.Unmarshal(b, &prev); err != nil {
+			return fmt.Errorf("up: %s is corrupt (%v); remove it and give --emulate again", statePath, err)
+		}
+	}
+	if !emulateSet {
+		emulate = prev.Emulate
+	}
+	var em agent.Emulation
+	if emulate != "" {
+		var err error
+		if em, err = agent.ParseEmulation(emulate); err != nil {
+			return &UsageError{fmt.Errorf("up: %w", err)}
+		}
+	}
+	if b, err := json.Marshal(upState{Emulate: emulate}); err == nil {
+		_ = os.WriteFile(statePath, b, 0o600)
+	}
+
+	// The server lives until the agents have stopped: it gets a context
+	// of its own.
+	sctx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServer()
+	s, err := f.start(sctx, stderr)
+	if err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
+	stop := func() error {
+		stopServer()
+		return <-s.done
+	}
+	admin := s.adminToken
+	tokenFile := filepath.Join(f.dataDir, "admin.token")
+	if admin == "" {
+		if b, err := os.ReadFile(tokenFile); err == nil {
+			admin = strings.TrimSpace(string(b))
+		}
+	}
+	agentToken, err := upAgentToken(ctx, s.url, admin, filepath.Join(f.dataDir, "agent.token"))
+	if err != nil {
+		_ = stop()
+		return fmt.Errorf("up: %w", err)
+	}
+
+	log, _ := newLogger(stderr, f.logFormat)
+	var nodes []model.Node
+	vendor := ""
+	if emulate != "" {
+		npb, bpg := 2, 2
+		if em.Nodes > 16 {
+			npb, bpg = 8, 4
+		}
+		for i := range em.Nodes {
+			nodes = append(nodes, em.Node(i, npb, bpg, runtime.NumCPU(), hostMemoryMiB()))
+		}
+		vendor = em.Vendor
+	} else {
+		h, _ := os.Hostname()
+		name, _, _ := strings.Cut(h, ".")
+		n, _, _, err := hostNode(cmp.Or(name, "localhost"), "", 0, 0)
+		if err != nil {
+			_ = stop()
+			return err
+		}
+		nodes = append(nodes, n)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = stop()
+		return fmt.Errorf("up: listen for the agents' log requests: %w", err)
+	}
+	logBase := "http://" + l.Addr().String()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2*len(nodes) + 8, IdleConnTimeout: time.Minute}}
+	agents := make([]*agent.Agent, 0, len(nodes))
+	for _, n := range nodes {
+		a, err := agent.New(agent.Config{
+			Server: s.url, Token: agentToken, Node: n, Vendor: vendor, Address: "127.0.0.1",
+			AgentURL: logBase + "/nodes/" + n.Name, StateDir: filepath.Join(f.dataDir, "agents", n.Name),
+			Grace: grace, HTTP: hc, Log: log,
+		})
+		if err != nil {
+			l.Close()
+			_ = stop()
+			return fmt.Errorf("up: %w", err)
+		}
+		agents = append(agents, a)
+	}
+	hs := &http.Server{Handler: agent.Mux(agents), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(l) }()
+	actx, stopAgents := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(actx) }()
+	}
+
+	upBanner(stdout, s.url, admin, tokenFile, f.dataDir, nodes, emulate != "")
+
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nusine: stopping the agents, then the server; running jobs keep running and the next usine up picks them up")
+	stopAgents()
+	wg.Wait()
+	hs.Close()
+	if err := stop(); err != nil {
+		return fmt.Errorf("up: server: %w", err)
+	}
+	fmt.Fprintln(stdout, "usine: stopped")
+	return nil
+}
+
+// upAgentToken is the token the agents of usine up act with: an operator
+// of its own, made on the first start and kept in file.
+func upAgentToken(ctx context.Context, url, admin, file string) (string, error) {
+	if b, err := os.ReadFile(file); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if admin == "" {
+		return "", fmt.Errorf("no agent token in %s and no admin token to make one: give the admin token in admin.token in the data directory", file)
+	}
+	c := &api.Client{BaseURL: url, Token: admin}
+	m := store.Member{Project: "", User: agentUser, Role: store.RoleOperator}
+	if err := c.Do(ctx, http.MethodPut, api.Prefix+"/projects/-/members/"+agentUser, m, nil); err != nil {
+		return "", fmt.Errorf("make the agents' operator: %w", err)
+	}
+	var tok api.NewToken
+	if err := c.Do(ctx, http.MethodPost, api.Prefix+"/tokens", api.TokenRequest{User: agentUser, Name: "usine up agents"}, &tok); err != nil {
+		return "", fmt.Errorf("make the agents' token: %w", err)
+	}
+	if err := os.WriteFile(file, []byte(tok.Secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save the agents' token: %w", err)
+	}
+	return tok.Secret, nil
+}
+
+// upBanner says where the factory is and what to try.
+func upBanner(w io.Writer, url, admin, tokenFile, dataDir string, nodes []model.Node, emulated bool) {
+	n := nodes[0]
+	what := fmt.Sprintf("1 node (%s), CPU only", n.Name)
+	if n.Accelerators > 0 {
+		what = fmt.Sprintf("%d node(s) × %d %s", len(nodes), n.Accelerators, n.Model)
+		if emulated {
+			what += " (emulated)"
+		}
+	}
+	fmt.Fprintf(w, "usine is up: %s\n\n", what)
+	fmt.Fprintf(w, "  API          %s\n", url)
+	if admin != "" {
+		fmt.Fprintf(w, "  admin token  %s\n               (kept in %s)\n", admin, tokenFile)
+	} else {
+		fmt.Fprintf(w, "  admin token  the one made at the first start (not in %s)\n", tokenFile)
+	}
+	fmt.Fprintf(w, "  data         %s (usine up --data %s resumes this factory)\n\n", dataDir, dataDir)
+	fmt.Fprintf(w, "Try, in another terminal:\n  export USINE_SERVER=%s USINE_TOKEN=%s\n", url, cmp.Or(admin, "<admin token>"))
+	gpus, per := "", ""
+	if n.Accelerators > 0 {
+		gpus, per = " --gpus 1", fmt.Sprintf(" --gpus-per-node %d", n.Accelerators)
+	}
+	fmt.Fprintf(w, "  usine submit%s -- sh -c 'echo hello from $USINE_NODE, accelerators $USINE_ACCELERATORS'\n", gpus)
+	if len(nodes) >= 2 {
+		fmt.Fprintf(w, "  usine submit -N 2%s -- sh -c 'echo rank $NODE_RANK of $WORLD_SIZE, master $MASTER_ADDR:$MASTER_PORT'\n", per)
+	} else {
+		fmt.Fprintln(w, "  (gang jobs need several nodes: try usine up --emulate 4x8xH100 with another --data)")
+	}
+	fmt.Fprintf(w, "  usine submit --array 0-7%s -- sh -c 'echo element $USINE_ARRAY_INDEX; sleep 5'\n", gpus)
+	fmt.Fprintln(w, "  usine queue; usine nodes; usine logs -f JOB")
+	fmt.Fprintln(w, "\nCtrl-C stops the factory; usine up again resumes it.")
 }

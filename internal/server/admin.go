@@ -253,6 +253,7 @@ func (s *Server) putProject(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
+	defer s.auth.forget()
 	if err := s.store.PutProject(r.Context(), v); err != nil {
 		return fmt.Errorf("put project %s: %w", name, err)
 	}
@@ -316,6 +317,7 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request) error {
 	if !mayGrant(p, project, m.Role) {
 		return forbidden("%s may not give the %s role in %q", p.User, m.Role, project)
 	}
+	defer s.auth.forget()
 	if err := s.store.PutMember(r.Context(), m); err != nil {
 		return fmt.Errorf("put member %s of %s: %w", user, project, err)
 	}
@@ -340,6 +342,7 @@ func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request) error {
 	if !mayGrant(p, project, ms[i].Role) {
 		return forbidden("%s may not remove %s from %q", p.User, user, project)
 	}
+	defer s.auth.forget()
 	if err := s.store.DeleteMember(r.Context(), project, user); err != nil {
 		return fmt.Errorf("delete member %s of %s: %w", user, project, err)
 	}
@@ -416,6 +419,7 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) error {
 	if !own && !p.global(store.RoleAdmin) {
 		return fail(http.StatusNotFound, api.CodeNotFound, "id", "token %s not found among yours", id)
 	}
+	defer s.auth.forget()
 	if err := s.store.DeleteToken(r.Context(), id); err != nil {
 		if isNotFound(err) {
 			return fail(http.StatusNotFound, api.CodeNotFound, "id", "token %s not found", id)

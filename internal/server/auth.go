@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/usine-project/usine/internal/api"
 	"github.com/usine-project/usine/internal/model"
@@ -133,8 +135,12 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 		return nil, fail(http.StatusUnauthorized, api.CodeUnauthorized, "",
 			"no API token; send 'Authorization: Bearer <token>' (usine token create, or the admin token usine up printed)")
 	}
+	hash := hashSecret(secret)
+	if p := s.auth.get(string(hash), s.now()); p != nil {
+		return p, nil
+	}
 	ctx := r.Context()
-	t, err := s.store.TokenByHash(ctx, hashSecret(secret))
+	t, err := s.store.TokenByHash(ctx, hash)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, fail(http.StatusUnauthorized, api.CodeUnauthorized, "", "unknown API token; it may have been deleted; ask for a new one")
@@ -152,7 +158,51 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &principal{User: t.User, Token: t.ID, roles: roles, parents: parents}, nil
+	p := &principal{User: t.User, Token: t.ID, roles: roles, parents: parents}
+	s.auth.put(string(hash), p, s.now())
+	return p, nil
+}
+
+// authTTL is how long an authenticated principal is reused: a deleted
+// token or a changed role takes effect within it.
+const authTTL = time.Second
+
+// authCache keeps recent principals by token hash, so that a busy client
+// does not cost three store reads per request.
+type authCache struct {
+	mu sync.Mutex
+	m  map[string]cachedPrincipal
+}
+
+type cachedPrincipal struct {
+	p       *principal
+	expires time.Time
+}
+
+func (c *authCache) get(key string, now time.Time) *principal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[key]; ok && now.Before(e.expires) {
+		return e.p
+	}
+	return nil
+}
+
+func (c *authCache) put(key string, p *principal, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 10_000 {
+		c.m = map[string]cachedPrincipal{}
+	}
+	c.m[key] = cachedPrincipal{p, now.Add(authTTL)}
+}
+
+// forget drops every cached principal; changes to tokens and roles made
+// through this server take effect at once.
+func (c *authCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
 }
 
 // parents maps every project to its parent.

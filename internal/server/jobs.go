@@ -29,10 +29,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.store.SubmitJobs(r.Context(), jobs)
+	rec := auditOf(r)
+	rec.entry.Status = http.StatusCreated
+	out, err := s.store.SubmitJobs(r.Context(), jobs, rec.entry)
 	if err != nil {
 		return fmt.Errorf("submit %d jobs: %w", len(jobs), err)
 	}
+	rec.done = true
 	s.metrics.submitted.Add(float64(len(out)))
 	s.loop.Wake()
 	writeJSON(w, http.StatusCreated, api.Jobs{Items: out})

@@ -314,6 +314,7 @@ func (l *Loop) sync(ctx context.Context, full bool) error {
 			return fmt.Errorf("follow job changes after revision %d: %w", l.v.rev, err)
 		}
 		for i := range page {
+			l.v.rev = max(l.v.rev, page[i].Rev)
 			l.apply(page[i])
 		}
 		if len(page) < 5000 {
@@ -323,10 +324,11 @@ func (l *Loop) sync(ctx context.Context, full bool) error {
 	return l.loadFinals(ctx)
 }
 
-// apply takes one changed job into the view.
+// apply takes one changed job into the view. It leaves the feed's cursor
+// alone: a job changed by our own Apply may carry a revision beyond others
+// not read yet.
 func (l *Loop) apply(j store.Job) {
 	v := &l.v
-	v.rev = max(v.rev, j.Rev)
 	old := v.jobs[j.ID]
 	if old != nil && old.Rev > j.Rev {
 		return // the view already has a newer change (from Apply)

@@ -57,6 +57,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	limiter *limiter
+	auth    authCache
 	loop    *Loop
 	agents  *agentHub
 	mux     *http.ServeMux
@@ -250,15 +251,18 @@ func (s *Server) wrap(rt route) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		r.Body = http.MaxBytesReader(sw, r.Body, maxBody+1)
-		var p *principal
+		rec := &auditRecord{entry: store.AuditEntry{Time: s.now().Unix(), Action: r.Method + " " + r.URL.Path,
+			Target: r.PathValue("id") + r.PathValue("name"), Remote: r.RemoteAddr}}
+		r = r.WithContext(context.WithValue(r.Context(), auditKey{}, rec))
 		err := func() error {
 			if rt.access == public {
 				return rt.h(sw, r)
 			}
-			var err error
-			if p, err = s.authenticate(r); err != nil {
+			p, err := s.authenticate(r)
+			if err != nil {
 				return err
 			}
+			rec.entry.Actor = p.User
 			if !s.limiter.allow(p.Token) {
 				sw.Header().Set("Retry-After", "1")
 				return fail(http.StatusTooManyRequests, api.CodeRateLimited, "",
@@ -269,19 +273,30 @@ func (s *Server) wrap(rt route) http.Handler {
 		if err != nil {
 			s.writeError(sw, r, err)
 		}
-		if r.Method != http.MethodGet && rt.access != quiet {
-			actor := ""
-			if p != nil {
-				actor = p.User
-			}
-			e := store.AuditEntry{Time: s.now().Unix(), Actor: actor, Action: r.Method + " " + r.URL.Path,
-				Target: r.PathValue("id") + r.PathValue("name"), Remote: r.RemoteAddr, Status: sw.status}
-			if err := s.store.Audit(context.WithoutCancel(r.Context()), e); err != nil {
-				s.log.Error("audit log write failed", "action", e.Action, "err", err)
+		if r.Method != http.MethodGet && !rec.done {
+			rec.entry.Status = sw.status
+			if err := s.store.Audit(context.WithoutCancel(r.Context()), rec.entry); err != nil {
+				s.log.Error("audit log write failed", "action", rec.entry.Action, "err", err)
 			}
 		}
 		s.metrics.observe(pattern, sw.status, time.Since(start))
 	})
+}
+
+// auditRecord is the audit entry of one request. A handler that commits
+// it together with its own writes sets done.
+type auditRecord struct {
+	entry store.AuditEntry
+	done  bool
+}
+
+type auditKey struct{}
+
+func auditOf(r *http.Request) *auditRecord {
+	if rec, ok := r.Context().Value(auditKey{}).(*auditRecord); ok {
+		return rec
+	}
+	return &auditRecord{}
 }
 
 // statusWriter remembers the status code a handler answered with.

@@ -195,7 +195,9 @@ type Store interface {
 	// SubmitJobs assigns IDs, sets every job pending and commits them in one
 	// transaction; it returns once the commit is durable. Jobs of one call
 	// that share a non-empty ArrayID "new" get the first job's ID as ArrayID.
-	SubmitJobs(ctx context.Context, jobs []Job) ([]Job, error)
+	// Audit entries given are committed in the same transaction, so that
+	// the request that submitted the jobs is on record exactly when they are.
+	SubmitJobs(ctx context.Context, jobs []Job, audit ...AuditEntry) ([]Job, error)
 	Job(ctx context.Context, id string) (Job, error)
 	Jobs(ctx context.Context, f JobFilter) ([]Job, error)
 	// UpdateJob reads a job, lets fn change it and writes it back with a new

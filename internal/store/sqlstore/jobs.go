@@ -55,8 +55,8 @@ func (s *Store) queryJobs(ctx context.Context, db interface {
 }
 
 // SubmitJobs implements store.Store.
-func (s *Store) SubmitJobs(ctx context.Context, jobs []store.Job) ([]store.Job, error) {
-	w := &write{jobs: make([]store.Job, len(jobs))}
+func (s *Store) SubmitJobs(ctx context.Context, jobs []store.Job, audit ...store.AuditEntry) ([]store.Job, error) {
+	w := &write{jobs: make([]store.Job, len(jobs)), audit: audit}
 	for i, j := range jobs {
 		j.State, j.Reason, j.Priority, j.EstStart = model.JobPending, "", 0, 0
 		j.Alloc, j.Start, j.End, j.Epoch = nil, 0, 0, 0
