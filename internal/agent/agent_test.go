@@ -390,3 +390,39 @@ func TestLogsAreServedToReadersOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestARestartedAgentAdoptsItsRunsAndReportsTheirExit(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	gate := filepath.Join(dir, "gate")
+	r := job("1", 1, "echo up > "+filepath.Join(dir, "up")+"\nwhile [ ! -e "+gate+" ]; do sleep 0.02; done\nexit 7\n", 2)
+	r.Job.Task.WorkDir = dir
+	f.set(1, []api.Run{r})
+	a, err := New(Config{Server: f.url, Token: "t", StateDir: state, Address: "x", Node: model.Node{Name: "n1", Accelerators: 8, Model: "H100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	waitFile(t, filepath.Join(dir, "up"))
+	cancel() // the agent goes away; its run goes on
+	<-done
+	startAgent(t, f, state)
+	// While adopted, the run keeps its devices: a new run gets others.
+	other := job("2", 1, "echo $CUDA_VISIBLE_DEVICES > "+filepath.Join(dir, "devs")+"\n", 6)
+	other.Job.Task.WorkDir = dir
+	f.set(2, []api.Run{r, other})
+	if got := waitFile(t, filepath.Join(dir, "devs")); got != "2,3,4,5,6,7\n" {
+		t.Errorf("a new run next to the adopted one got devices %q; want 2-7", got)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	end := f.waitEnd("1", 0)
+	if end.ExitCode != 7 || end.Error != "" {
+		t.Errorf("the adopted run's end %+v; want exit code 7, as the job exited", end)
+	}
+}

@@ -55,11 +55,16 @@ func signalName(s syscall.Signal) string {
 	return strconv.Itoa(int(s))
 }
 
+// statusWrapper runs "$@" and writes its exit status to the file $0.
+const statusWrapper = `trap : HUP INT QUIT TERM USR1 USR2 ALRM XCPU PWR; "$@"; s=$?; echo $s > "$0.tmp" && mv "$0.tmp" "$0"; exit $s`
+
 // execHandle is what finds a process again: its group and start time
-// (process IDs are reused; the start time in /proc tells them apart).
+// (process IDs are reused; the start time in /proc tells them apart), and
+// the file its wrapper writes the exit status to.
 type execHandle struct {
 	Pid       int    `json:"pid"`
 	StartTick uint64 `json:"start_tick"`
+	Status    string `json:"status,omitempty"`
 	Deadline  int64  `json:"deadline,omitempty"` // Unix milliseconds
 	Grace     int64  `json:"grace_ms,omitempty"`
 }
@@ -83,6 +88,11 @@ func (l *execLauncher) Start(_ context.Context, s Spec) (Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("the job runs nothing: no script and no command")
 	}
+	statusPath := filepath.Join(s.StateDir, "status", s.Key)
+	if err := os.MkdirAll(filepath.Dir(statusPath), 0o700); err != nil {
+		return nil, fmt.Errorf("status directory: %w", err)
+	}
+	_ = os.Remove(statusPath)
 	if fi, err := os.Stat(s.WorkDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("working directory %s does not exist on this node", s.WorkDir)
 	}
@@ -112,13 +122,18 @@ func (l *execLauncher) Start(_ context.Context, s Spec) (Process, error) {
 			return nil, err
 		}
 	}
-	cmd := &exec.Cmd{Path: path, Args: argv, Dir: s.WorkDir, Env: env, Stdout: stdout, Stderr: stderr,
+	// The job runs under a small shell that outlives the agent and writes
+	// the job's exit status where a restarted agent finds it. It catches
+	// (does not ignore) the signals the group receives, so that the job
+	// gets them with their default actions.
+	wrapped := append([]string{"/bin/sh", "-c", statusWrapper, statusPath, path}, argv[1:]...)
+	cmd := &exec.Cmd{Path: "/bin/sh", Args: wrapped, Dir: s.WorkDir, Env: env, Stdout: stdout, Stderr: stderr,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	p := &execProc{pid: cmd.Process.Pid, done: make(chan struct{})}
-	p.handle = execHandle{Pid: p.pid, StartTick: startTick(p.pid), Grace: s.Grace.Milliseconds()}
+	p.handle = execHandle{Pid: p.pid, StartTick: startTick(p.pid), Grace: s.Grace.Milliseconds(), Status: statusPath}
 	if !s.Deadline.IsZero() {
 		p.handle.Deadline = s.Deadline.UnixMilli()
 	}
@@ -157,6 +172,9 @@ func (l *execLauncher) Recover(_ context.Context, raw json.RawMessage) (Process,
 		return nil, errors.New("the record holds no process to look for")
 	}
 	if !alive(h) {
+		if st, ok := readStatus(h.Status); ok {
+			return &execProc{pid: h.Pid, handle: h, done: closed(), status: st}, nil
+		}
 		return nil, errors.New("its process had ended; its exit status is unknown")
 	}
 	p := &execProc{pid: h.Pid, handle: h, done: make(chan struct{}), adopted: true}
@@ -165,10 +183,17 @@ func (l *execLauncher) Recover(_ context.Context, raw json.RawMessage) (Process,
 		for alive(h) {
 			time.Sleep(200 * time.Millisecond)
 		}
+		st, ok := readStatus(h.Status)
+		if !ok {
+			st = ExitStatus{ExitCode: -1, Err: "ended while the agent was restarting; its exit status is unknown", End: time.Now()}
+		}
 		p.mu.Lock()
-		p.status = ExitStatus{ExitCode: -1, Err: "ended while the agent was restarting; its exit status is unknown", End: time.Now()}
+		p.status = st
 		if p.timedOut.Load() {
 			p.status.TimedOut, p.status.Err = true, ""
+		}
+		for _, t := range p.timers {
+			t.Stop()
 		}
 		p.mu.Unlock()
 		close(p.done)
@@ -245,9 +270,9 @@ func (p *execProc) finish(ps *os.ProcessState, err error) {
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	st := ExitStatus{ExitCode: -1, End: time.Now()}
 	if ps != nil {
-		st.ExitCode = ps.ExitCode()
+		st = fromCode(ps.ExitCode())
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			st.Signal = signalName(ws.Signal())
+			st.Signal = signalName(ws.Signal()) // the wrapper itself: SIGKILL
 		}
 	} else if err != nil {
 		st.Err = err.Error()
@@ -298,4 +323,39 @@ func alive(h execHandle) bool {
 		}
 	}
 	return true
+}
+
+// fromCode reads a shell's exit status: above 128, a signal ended the job.
+func fromCode(code int) ExitStatus {
+	st := ExitStatus{ExitCode: code, End: time.Now()}
+	if code > 128 && code <= 128+64 {
+		st.ExitCode, st.Signal = -1, signalName(syscall.Signal(code-128))
+	}
+	return st
+}
+
+// readStatus reads the exit status the wrapper wrote, if it did.
+func readStatus(path string) (ExitStatus, bool) {
+	if path == "" {
+		return ExitStatus{}, false
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ExitStatus{}, false
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return ExitStatus{}, false
+	}
+	st := fromCode(code)
+	if fi, err := os.Stat(path); err == nil {
+		st.End = fi.ModTime()
+	}
+	return st, true
+}
+
+func closed() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }
