@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -51,9 +52,9 @@ func isZeroSpec(s *api.JobSpec) bool {
 // expanded. Errors name the offending field, prefixed by jobs[i] in a batch.
 func (s *Server) jobsFromSpecs(r *http.Request, p *principal, specs []api.JobSpec) ([]store.Job, error) {
 	parents, qos := p.parents, s.qosNames()
-	parts, err := s.store.Partitions(r.Context())
+	parts, err := s.partitions(r.Context())
 	if err != nil {
-		return nil, fmt.Errorf("list partitions: %w", err)
+		return nil, err
 	}
 	var jobs []store.Job
 	for i := range specs {
@@ -467,9 +468,9 @@ func (s *Server) estimate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p := who(r.Context())
-	parts, err := s.store.Partitions(r.Context())
+	parts, err := s.partitions(r.Context())
 	if err != nil {
-		return fmt.Errorf("list partitions: %w", err)
+		return err
 	}
 	j, _, err := s.jobFromSpec(p, &sp, p.parents, s.qosNames(), parts)
 	if err != nil {
@@ -481,4 +482,17 @@ func (s *Server) estimate(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, est)
 	return nil
+}
+
+// partitions are the loop's view of the partitions, or the store's when
+// the loop has none yet.
+func (s *Server) partitions(ctx context.Context) ([]model.Partition, error) {
+	if parts := s.loop.Partitions(); parts != nil {
+		return parts, nil
+	}
+	parts, err := s.store.Partitions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	return parts, nil
 }

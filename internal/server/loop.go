@@ -35,6 +35,7 @@ type Loop struct {
 	holder string
 	wake   chan struct{}
 	nodes  atomic.Bool // the node list changed: reload it
+	parts  atomic.Pointer[[]model.Partition]
 
 	mu       sync.Mutex // guards everything below against readers
 	v        view
@@ -43,6 +44,8 @@ type Loop struct {
 	lease    store.Lease
 	renewed  time.Time
 	lastFull time.Time
+	// lastWaits is when quick passes last wrote waiting jobs' reasons.
+	lastWaits time.Time
 	state    LoopState
 	watchers []func(store.Job)
 }
@@ -124,6 +127,15 @@ func (l *Loop) Signal(j store.Job, sig string) {
 	}
 }
 
+// Partitions are the partitions as the loop last read them (nil before
+// its first pass). The caller must not modify them.
+func (l *Loop) Partitions() []model.Partition {
+	if p := l.parts.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // IsLeader reports whether this replica holds the scheduler lease.
 func (l *Loop) IsLeader() bool {
 	l.mu.Lock()
@@ -179,9 +191,26 @@ func (l *Loop) Run(ctx context.Context) error {
 			return nil
 		case <-l.wake:
 			t.Stop()
+			// Let a burst gather: rest as long as the last pass took, so
+			// the loop keeps at most half a core busy under a storm of
+			// submits and each pass takes in more of them.
+			rest := time.NewTimer(l.lastPass())
+			select {
+			case <-ctx.Done():
+				rest.Stop()
+				l.release()
+				return nil
+			case <-rest.C:
+			}
 		case <-t.C:
 		}
 	}
+}
+
+func (l *Loop) lastPass() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state.LastPass
 }
 
 // release gives the lease up on a clean stop, so another replica takes
@@ -415,6 +444,7 @@ func (l *Loop) loadCluster(ctx context.Context) error {
 	l.state.TopologyErr = ""
 	l.v.topo, l.v.nodes, l.planner = topo, nodes, nil
 	l.v.parts = parts
+	l.parts.Store(&parts)
 	l.v.index = make(map[string]int32, len(nodes))
 	for i, n := range nodes {
 		l.v.index[n.Name] = int32(i)
@@ -557,6 +587,16 @@ func (l *Loop) recordWaits(ctx context.Context, waits []sched.Wait, full bool) e
 		}
 	}
 	if len(changed) == 0 {
+		return nil
+	}
+	// Quick passes write reasons at most once a second: a storm of
+	// submits must not cost one transaction per pass.
+	if now := l.s.now(); full || now.Sub(l.lastWaits) >= time.Second {
+		l.lastWaits = now
+	} else {
+		for _, w := range changed {
+			delete(l.v.waits, w.ID) // write it next time
+		}
 		return nil
 	}
 	if err := l.s.store.SetWaiting(ctx, changed); err != nil {
