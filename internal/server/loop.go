@@ -46,8 +46,8 @@ type Loop struct {
 	lastFull time.Time
 	// lastWaits is when quick passes last wrote waiting jobs' reasons.
 	lastWaits time.Time
-	state    LoopState
-	watchers []func(store.Job)
+	state     LoopState
+	watchers  []func(store.Job)
 }
 
 // view is the loop's in-memory copy of what the scheduler looks at.

@@ -47,7 +47,9 @@ func listJSON[T any](ctx context.Context, s *Store, table string) ([]T, error) {
 }
 
 // PutSite implements store.Store.
-func (s *Store) PutSite(ctx context.Context, v model.Site) error { return s.putJSON(ctx, "sites", v.Name, v) }
+func (s *Store) PutSite(ctx context.Context, v model.Site) error {
+	return s.putJSON(ctx, "sites", v.Name, v)
+}
 
 // Sites implements store.Store.
 func (s *Store) Sites(ctx context.Context) ([]model.Site, error) {
