@@ -3,8 +3,10 @@ GO ?= go
 
 .PHONY: test vet build bench
 
+# PostgreSQL tests run against a real throw-away server that
+# scripts/with-postgres installs (Debian's package) and starts on loopback.
 test: vet
-	$(GO) test -count=1 ./...
+	scripts/with-postgres $(GO) test -count=1 ./...
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
