@@ -53,7 +53,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })
-	root.AddCommand(newTraceCmd(), newSimCmd(), newUpCmd(), newPlanCmd())
+	root.AddCommand(newTraceCmd(), newSimCmd(), newUpCmd(), newPlanCmd(), newServerCmd())
 	root.AddCommand(newAgentCmd(), newLogsCmd())
 	return root
 }
