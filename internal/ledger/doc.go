@@ -69,9 +69,22 @@
 // its credited amount, when it will expire within a given time, and when it
 // has expired.
 //
+// # Using it from a store
+//
 // A Ledger is not safe for concurrent use: the store serializes the
 // operations on one ledger (one transaction at a time, or one ledger per
 // transaction loaded from committed entries). Every operation either
 // returns its entries and changes the ledger, or returns an error and
-// changes nothing.
+// changes nothing. The store writes an operation's entries, in Seq order,
+// in the transaction that made them — a job's start with its hold, its end
+// with its charge and release — and Load replays them, checking every
+// invariant, at start-up. Seq numbers continue from the last entry loaded:
+// two writers that loaded the same state give their entries the same
+// numbers, so a unique key on Seq makes the second one's transaction fail
+// and retry, as it must. Notices are kept apart (Load takes those already
+// emitted). Entry.Accelerators and Entry.Factor are stored with a hold so
+// that Settle after a restart charges the rate the job was held at.
+//
+// Balances feeds sched.Snapshot.Grants, rounding as Hold does (Cost);
+// Shares feeds model.Project.Shares.
 package ledger
