@@ -427,12 +427,12 @@ func (d *driver) reload() {
 // each operation, and that Load rebuilds the same ledger.
 func TestRandomOperations(t *testing.T) {
 	t.Parallel()
-	const sequences, steps = 2000, 150
+	const sequences, steps = 2000, 120
 	for seed := range uint64(sequences) {
 		d := newDriver(t, rand.New(rand.NewPCG(seed, 0x1ed6e7)))
 		for k := range steps {
 			d.step()
-			if k%50 == 49 {
+			if k%40 == 39 {
 				d.reload()
 			}
 		}
