@@ -428,3 +428,23 @@ func TestAgentsNeedAnOperator(t *testing.T) {
 		t.Errorf("registered node %+v, %v; want it up in partition mi300x with a block and group", n, err)
 	}
 }
+
+func TestHeartbeatsAreNotAudited(t *testing.T) {
+	t.Parallel()
+	env := agentEnv(t)
+	a := connect(t, env, "node1", "")
+	for range 3 {
+		a.report(t, api.Report{})
+	}
+	var out api.Audit
+	if err := env.Admin.Do(context.Background(), "GET", api.Prefix+"/audit", nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range out.Items {
+		got = append(got, e.Action)
+	}
+	if diff := cmp.Diff([]string{"POST /api/v1/agents/node1/register"}, got); diff != "" {
+		t.Errorf("audit log (-want +got):\n%s", diff)
+	}
+}
