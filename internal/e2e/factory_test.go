@@ -39,7 +39,7 @@ const (
 // temporary directory, and emulated nodes of 8 H100 each, their agents in
 // this process.
 type factory struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string
 	addr       string // the API's address, kept across server restarts
 	url        string
@@ -65,7 +65,7 @@ type node struct {
 }
 
 // newFactory starts a server and n nodes, node1…nodeN, two to a block.
-func newFactory(t *testing.T, n int) *factory {
+func newFactory(t testing.TB, n int) *factory {
 	t.Helper()
 	f := &factory{t: t, dir: t.TempDir(), addr: "127.0.0.1:0", agents: map[string]*node{}}
 	f.startServer()
@@ -262,13 +262,13 @@ func is(st model.JobState) func(store.Job) bool {
 func ended(j store.Job) bool { return j.State.Final() }
 
 // waitFile waits for a file to hold a whole line and returns its content.
-func waitFile(t *testing.T, path string) string {
+func waitFile(t testing.TB, path string) string {
 	t.Helper()
 	return waitLines(t, path, 1)
 }
 
 // waitLines waits for a file to hold n whole lines and returns its content.
-func waitLines(t *testing.T, path string, n int) string {
+func waitLines(t testing.TB, path string, n int) string {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
