@@ -16,7 +16,7 @@ import (
 )
 
 // buildUsine builds the usine binary into a temporary directory.
-func buildUsine(t *testing.T) string {
+func buildUsine(t testing.TB) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
