@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -285,5 +288,37 @@ func TestJobsOutliveAServerRestartAndAreAccountedOnce(t *testing.T) {
 	}
 	if k := f.eventKinds(id, "started", "ended"); k["started"] != 1 || k["ended"] != 1 {
 		t.Errorf("events %v; want one started, one ended", k)
+	}
+}
+
+func TestLogsFollowAJobUntilItEnds(t *testing.T) {
+	t.Parallel()
+	f := newFactory(t, 1)
+	spec := f.job("echo first\nwhile [ ! -e gate ]; do sleep 0.02; done\necho second\n")
+	id := f.submit(spec)[0].ID
+	f.waitJob(id, "running", is(model.JobRunning))
+	out := filepath.Join(spec.Task.WorkDir, "usine-"+id+".out")
+	waitFile(t, out)
+	req, _ := http.NewRequest("GET", f.url+api.Prefix+"/jobs/"+id+"/log?follow=1", nil)
+	req.Header.Set("Authorization", "Bearer "+f.adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if line, err := r.ReadString('\n'); line != "first\n" {
+		t.Fatalf("usine logs -f began with %q, %v", line, err)
+	}
+	// The job has not printed its second line yet: the stream waits.
+	if err := os.WriteFile(filepath.Join(spec.Task.WorkDir, "gate"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(r)
+	if string(rest) != "second\n" || err != nil {
+		t.Errorf("usine logs -f went on with %q, %v; want the second line, then an end", rest, err)
+	}
+	if _, err := f.logOf(id, "rank=3"); err == nil || !strings.Contains(err.Error(), "rank") {
+		t.Errorf("a rank the job does not have: %v", err)
 	}
 }
