@@ -13,6 +13,14 @@ import (
 	"github.com/usine-project/usine/internal/store"
 )
 
+// jobData is a job as the data column keeps it. store.Job's computed
+// Priority hides the embedded model.Job's Priority (the administrator's
+// adjustment) from encoding/json, so that one goes under a key of its own.
+type jobData struct {
+	*store.Job
+	Adjust int64 `json:"priority_adjust,omitempty"`
+}
+
 // jobCols are read with every job: the wait columns overlay the data, since
 // SetWaiting writes only them.
 const jobCols = `data, reason, priority, est_start`
@@ -28,16 +36,84 @@ func scanJob(sc interface{ Scan(...any) error }) (store.Job, error) {
 	if err := sc.Scan(&data, &reason, &prio, &est); err != nil {
 		return j, err
 	}
-	if err := json.Unmarshal([]byte(data), &j); err != nil {
+	d := jobData{Job: &j}
+	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return j, fmt.Errorf("decode job: %w", err)
 	}
+	j.Job.Priority = d.Adjust
 	j.Reason, j.Priority, j.EstStart = reason, prio, est
 	return j, nil
 }
 
-func (s *Store) queryJobs(ctx context.Context, db interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string, args ...any) ([]store.Job, error) {
+// jobRow is a job's column values in the order of jobColumns.
+func jobRow(j *store.Job) ([]any, error) {
+	id, ok := jobID(j.ID)
+	if !ok {
+		return nil, fmt.Errorf("job ID %q is not a number", j.ID)
+	}
+	data, err := json.Marshal(jobData{Job: j, Adjust: j.Job.Priority})
+	if err != nil {
+		return nil, fmt.Errorf("encode job %s: %w", j.ID, err)
+	}
+	return []any{id, j.Rev, string(j.State), j.Project, j.User, j.Partition, j.ArrayID, j.Name, j.Reason, j.Priority, j.EstStart, string(data)}, nil
+}
+
+// jobColumns and their types, as jobRow gives them.
+var (
+	jobColumns = []string{"id", "rev", "state", "project", "user_name", "partition_name", "array_id", "name", "reason", "priority", "est_start", "data"}
+	jobTypes   = []string{"BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT"}
+)
+
+func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []*store.Job) error {
+	var err error
+	rows := make([][]any, len(jobs))
+	for i, j := range jobs {
+		if rows[i], err = jobRow(j); err != nil {
+			return err
+		}
+	}
+	return insertRows(ctx, s, tx, `INSERT INTO jobs (`+strings.Join(jobColumns, ", ")+`) VALUES `,
+		len(jobColumns), rows, func(r []any) []any { return r })
+}
+
+// writeJobs rewrites jobs in tx, each with the next revision, in order.
+func (s *Store) writeJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) error {
+	rev, err := s.next(ctx, tx, "rev", len(jobs))
+	if err != nil {
+		return err
+	}
+	var set []string
+	for _, c := range jobColumns[1:] {
+		set = append(set, c+" = v."+c)
+	}
+	for len(jobs) > 0 {
+		n := min(len(jobs), 200)
+		var vals []any
+		for i := range jobs[:n] {
+			j := &jobs[i]
+			j.Rev = rev
+			rev++
+			r, err := jobRow(j)
+			if err != nil {
+				return err
+			}
+			vals = append(vals, r...)
+		}
+		query := valuesCTE(jobColumns, jobTypes, n) + `UPDATE jobs SET ` + strings.Join(set, ", ") + ` FROM v WHERE jobs.id = v.id`
+		if _, err := s.exec(ctx, tx, query, vals...); err != nil {
+			return fmt.Errorf("write %d jobs: %w", n, err)
+		}
+		jobs = jobs[n:]
+	}
+	return nil
+}
+
+// queryer is a database or a transaction.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *Store) queryJobs(ctx context.Context, db queryer, query string, args ...any) ([]store.Job, error) {
 	rows, err := db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, err
@@ -54,6 +130,25 @@ func (s *Store) queryJobs(ctx context.Context, db interface {
 	return out, rows.Err()
 }
 
+// jobID is the number of a job ID; false when id names no job.
+func jobID(id string) (int64, bool) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	return n, err == nil && n > 0 && strconv.FormatInt(n, 10) == id
+}
+
+// limit is a LIMIT clause: none for n <= 0.
+func limit(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return " LIMIT " + strconv.Itoa(n)
+}
+
+// placeholders is "?, ?, …", n of them.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
 // SubmitJobs implements store.Store.
 func (s *Store) SubmitJobs(ctx context.Context, jobs []store.Job, audit ...store.AuditEntry) ([]store.Job, error) {
 	w := &write{jobs: make([]store.Job, len(jobs)), audit: audit}
@@ -65,12 +160,7 @@ func (s *Store) SubmitJobs(ctx context.Context, jobs []store.Job, audit ...store
 	if err := s.enqueue(ctx, w); err != nil {
 		return nil, fmt.Errorf("submit %d jobs: %w", len(jobs), err)
 	}
-	return w.jobs, nil
-}
-
-func jobID(id string) (int64, bool) {
-	n, err := strconv.ParseInt(id, 10, 64)
-	return n, err == nil && n > 0
+	return w.out, nil
 }
 
 // Job implements store.Store.
@@ -83,7 +173,10 @@ func (s *Store) Job(ctx context.Context, id string) (store.Job, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
 	}
-	return j, err
+	if err != nil {
+		return j, fmt.Errorf("read job %s: %w", id, err)
+	}
+	return j, nil
 }
 
 // Jobs implements store.Store.
@@ -92,7 +185,7 @@ func (s *Store) Jobs(ctx context.Context, f store.JobFilter) ([]store.Job, error
 	var args []any
 	in := func(col string, vals []any) {
 		if len(vals) > 0 {
-			where = append(where, col+" IN ("+strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",")+")")
+			where = append(where, col+" IN ("+placeholders(len(vals))+")")
 			args = append(args, vals...)
 		}
 	}
@@ -102,7 +195,7 @@ func (s *Store) Jobs(ctx context.Context, f store.JobFilter) ([]store.Job, error
 			args = append(args, v)
 		}
 	}
-	if f.IDs != nil {
+	if len(f.IDs) > 0 {
 		var ids []any
 		for _, id := range f.IDs {
 			if n, ok := jobID(id); ok {
@@ -139,69 +232,71 @@ func (s *Store) Jobs(ctx context.Context, f store.JobFilter) ([]store.Job, error
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += " ORDER BY id"
-	if f.Limit > 0 {
-		query += " LIMIT " + strconv.Itoa(f.Limit)
+	js, err := s.queryJobs(ctx, s.r, query+" ORDER BY id"+limit(f.Limit), s.args(args)...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	return s.queryJobs(ctx, s.r, query, args...)
+	return js, nil
 }
 
 // ChangedJobs implements store.Store.
-func (s *Store) ChangedJobs(ctx context.Context, rev int64, limit int) ([]store.Job, error) {
-	return s.queryJobs(ctx, s.r, `SELECT `+jobCols+` FROM jobs WHERE rev > ? ORDER BY rev LIMIT ?`, rev, limit)
+func (s *Store) ChangedJobs(ctx context.Context, rev int64, n int) ([]store.Job, error) {
+	js, err := s.queryJobs(ctx, s.r, `SELECT `+jobCols+` FROM jobs WHERE rev > ? ORDER BY rev`+limit(n), rev)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs changed after revision %d: %w", rev, err)
+	}
+	return js, nil
 }
 
 // Rev implements store.Store.
 func (s *Store) Rev(ctx context.Context) (int64, error) {
 	var v int64
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'rev'`).Scan(&v)
-	return v, err
+	if err := s.r.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'rev'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the store revision: %w", err)
+	}
+	return v, nil
 }
 
-// lockJob reads a job for update inside tx.
-func (s *Store) lockJob(ctx context.Context, tx *sql.Tx, id string) (store.Job, error) {
-	n, ok := jobID(id)
-	if !ok {
-		return store.Job{}, fmt.Errorf("job %q: %w", id, store.ErrNotFound)
-	}
-	j, err := scanJob(tx.QueryRowContext(ctx, s.q(`SELECT `+jobCols+` FROM jobs WHERE id = ?`+s.d.forUpdate), n))
-	if errors.Is(err, sql.ErrNoRows) {
-		return j, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
-	}
-	return j, err
-}
-
-// writeJobs rewrites jobs in tx, each with the next revision.
-func (s *Store) writeJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) error {
-	rev, err := s.next(ctx, tx, "rev", len(jobs))
-	if err != nil {
-		return err
-	}
-	for i := range jobs {
-		j := &jobs[i]
-		j.Rev = rev + int64(i)
-		r, err := jobRow(j)
-		if err != nil {
-			return err
+// lockJobs reads jobs for update inside tx, by ID; IDs that name no job
+// are missing from the map.
+func (s *Store) lockJobs(ctx context.Context, tx *sql.Tx, ids []string) (map[string]store.Job, error) {
+	out := make(map[string]store.Job, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		var nums []any
+		for _, id := range ids[:n] {
+			if v, ok := jobID(id); ok {
+				nums = append(nums, v)
+			}
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE jobs SET rev = ?, state = ?, project = ?, user_name = ?, partition_name = ?, array_id = ?, name = ?, reason = ?, priority = ?, est_start = ?, data = ? WHERE id = ?`),
-			append(r[1:], r[0])...)
+		ids = ids[n:]
+		if len(nums) == 0 {
+			continue
+		}
+		// ORDER BY id: concurrent lockers take the rows in one order.
+		js, err := s.queryJobs(ctx, tx, `SELECT `+jobCols+` FROM jobs WHERE id IN (`+placeholders(len(nums))+`) ORDER BY id`+s.d.forUpdate, nums...)
 		if err != nil {
-			return fmt.Errorf("write job %s: %w", j.ID, err)
+			return nil, fmt.Errorf("read jobs: %w", err)
+		}
+		for _, j := range js {
+			out[j.ID] = j
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // UpdateJob implements store.Store.
 func (s *Store) UpdateJob(ctx context.Context, id string, fn func(*store.Job) error) (store.Job, error) {
 	var out store.Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		j, err := s.lockJob(ctx, tx, id)
+		got, err := s.lockJobs(ctx, tx, []string{id})
 		if err != nil {
 			return err
 		}
-		j.ID = id
+		j, ok := got[id]
+		if !ok {
+			return fmt.Errorf("job %q: %w", id, store.ErrNotFound)
+		}
 		if err := fn(&j); err != nil {
 			return err
 		}
@@ -216,7 +311,9 @@ func (s *Store) UpdateJob(ctx context.Context, id string, fn func(*store.Job) er
 	return out, err
 }
 
-// Apply implements store.Store.
+// Apply implements store.Store. Requeues are written before starts, so a
+// pass may preempt a job and start another on its accelerators. A job
+// named twice in one Decisions is a conflict.
 func (s *Store) Apply(ctx context.Context, lease store.Lease, d store.Decisions) ([]store.Job, error) {
 	var out []store.Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -227,13 +324,29 @@ func (s *Store) Apply(ctx context.Context, lease store.Lease, d store.Decisions)
 			return fmt.Errorf("read lease: %w", err)
 		}
 		if holder != lease.Holder || term != lease.Term {
-			return fmt.Errorf("lease term %d of %s, now term %d of %s: %w", lease.Term, lease.Holder, term, holder, store.ErrNotLeader)
+			return fmt.Errorf("lease term %d of %q, now term %d of %q: %w", lease.Term, lease.Holder, term, holder, store.ErrNotLeader)
 		}
-		out = out[:0]
+		var ids []string
+		named := map[string]bool{}
+		for _, id := range append(requeueIDs(d.Requeues), startIDs(d.Starts)...) {
+			if named[id] {
+				return fmt.Errorf("job %s is named twice in one pass's decisions: %w", id, store.ErrConflict)
+			}
+			named[id] = true
+			ids = append(ids, id)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		jobs, err := s.lockJobs(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		out = make([]store.Job, 0, len(ids))
 		for _, r := range d.Requeues {
-			j, err := s.lockJob(ctx, tx, r.ID)
-			if err != nil {
-				return err
+			j, ok := jobs[r.ID]
+			if !ok {
+				return fmt.Errorf("requeue job %q: %w", r.ID, store.ErrNotFound)
 			}
 			if j.State != model.JobRunning || j.Epoch != r.Epoch {
 				return fmt.Errorf("requeue job %s (epoch %d): it is %s, epoch %d: %w", r.ID, r.Epoch, j.State, j.Epoch, store.ErrConflict)
@@ -243,19 +356,17 @@ func (s *Store) Apply(ctx context.Context, lease store.Lease, d store.Decisions)
 			out = append(out, j)
 		}
 		for _, st := range d.Starts {
-			j, err := s.lockJob(ctx, tx, st.ID)
-			if err != nil {
-				return err
+			j, ok := jobs[st.ID]
+			if !ok {
+				return fmt.Errorf("start job %q: %w", st.ID, store.ErrNotFound)
 			}
 			if j.State != model.JobPending || j.Rev != st.Rev || j.Held {
-				return fmt.Errorf("start job %s seen at revision %d: now %s at revision %d: %w", st.ID, st.Rev, j.State, j.Rev, store.ErrConflict)
+				return fmt.Errorf("start job %s seen pending at revision %d: it is %s at revision %d (held %v): %w",
+					st.ID, st.Rev, j.State, j.Rev, j.Held, store.ErrConflict)
 			}
 			j.State, j.Start, j.Alloc, j.Epoch = model.JobRunning, st.Start, st.Alloc, j.Epoch+1
 			j.Reason, j.EstStart = "", 0
 			out = append(out, j)
-		}
-		if len(out) == 0 {
-			return nil
 		}
 		return s.writeJobs(ctx, tx, out)
 	})
@@ -265,44 +376,79 @@ func (s *Store) Apply(ctx context.Context, lease store.Lease, d store.Decisions)
 	return out, nil
 }
 
-// SetWaiting implements store.Store.
+func requeueIDs(rs []store.Requeue) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func startIDs(ss []store.StartJob) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.ID
+	}
+	return out
+}
+
+// SetWaiting implements store.Store: one transaction, 1,000 jobs a
+// statement. Rows whose values are unchanged are not rewritten.
 func (s *Store) SetWaiting(ctx context.Context, ws []store.WaitInfo) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, s.q(`UPDATE jobs SET reason = ?, priority = ?, est_start = ? WHERE id = ? AND state = 'pending'`))
-		if err != nil {
-			return err
+	var rows [][]any
+	for _, w := range ws {
+		if n, ok := jobID(w.ID); ok {
+			rows = append(rows, []any{n, w.Reason, w.Priority, w.EstStart})
 		}
-		defer stmt.Close()
-		for _, w := range ws {
-			n, ok := jobID(w.ID)
-			if !ok {
-				continue
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for len(rows) > 0 {
+			n := min(len(rows), 1000)
+			var vals []any
+			for _, r := range rows[:n] {
+				vals = append(vals, r...)
 			}
-			if _, err := stmt.ExecContext(ctx, w.Reason, w.Priority, w.EstStart, n); err != nil {
-				return fmt.Errorf("record wait of job %s: %w", w.ID, err)
+			query := valuesCTE([]string{"id", "reason", "priority", "est_start"}, []string{"BIGINT", "TEXT", "BIGINT", "BIGINT"}, n) +
+				`UPDATE jobs SET reason = v.reason, priority = v.priority, est_start = v.est_start FROM v
+				WHERE jobs.id = v.id AND jobs.state = 'pending'
+				AND (jobs.reason <> v.reason OR jobs.priority <> v.priority OR jobs.est_start <> v.est_start)`
+			if _, err := s.exec(ctx, tx, query, vals...); err != nil {
+				return fmt.Errorf("record why %d jobs wait: %w", n, err)
 			}
+			rows = rows[n:]
 		}
 		return nil
 	})
 }
 
-// AddEvents implements store.Store.
+// AddEvents implements store.Store; events of one call commit together.
 func (s *Store) AddEvents(ctx context.Context, ev []store.Event) error {
 	if len(ev) == 0 {
 		return nil
 	}
-	return s.enqueue(ctx, &write{events: ev})
+	for _, e := range ev {
+		if _, ok := jobID(e.Job); !ok {
+			return fmt.Errorf("event %q of job %q: %w", e.Kind, e.Job, store.ErrNotFound)
+		}
+	}
+	if err := s.enqueue(ctx, &write{events: ev}); err != nil {
+		return fmt.Errorf("record %d events: %w", len(ev), err)
+	}
+	return nil
 }
 
 // Events implements store.Store.
-func (s *Store) Events(ctx context.Context, job string, after int64, limit int) ([]store.Event, error) {
-	n, ok := jobID(job)
+func (s *Store) Events(ctx context.Context, job string, after int64, n int) ([]store.Event, error) {
+	id, ok := jobID(job)
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, time, kind, detail FROM events WHERE job = ? AND id > ? ORDER BY id LIMIT ?`), n, after, limit)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, time, kind, detail FROM events WHERE job = ? AND id > ? ORDER BY id`+limit(n)), id, after)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list events of job %s: %w", job, err)
 	}
 	defer rows.Close()
 	var out []store.Event

@@ -17,7 +17,7 @@ func (s *Store) putJSON(ctx context.Context, table, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s %s: %w", table, name, err)
 	}
-	_, err = s.w.ExecContext(ctx, s.q(`INSERT INTO `+table+` (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data`), name, string(data))
+	_, err = s.exec(ctx, s.w, `INSERT INTO `+table+` (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data`, name, string(data))
 	if err != nil {
 		return fmt.Errorf("put %s %s: %w", table, name, err)
 	}
@@ -92,15 +92,13 @@ func scanNode(sc interface{ Scan(...any) error }) (store.Node, error) {
 	return n, nil
 }
 
-func (s *Store) writeNode(ctx context.Context, db interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, n *store.Node) error {
+func (s *Store) writeNode(ctx context.Context, db execer, n *store.Node) error {
 	data, err := json.Marshal(n)
 	if err != nil {
 		return fmt.Errorf("encode node %s: %w", n.Name, err)
 	}
-	_, err = db.ExecContext(ctx, s.q(`INSERT INTO nodes (name, rev, heartbeat, data) VALUES (?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET rev = excluded.rev, heartbeat = excluded.heartbeat, data = excluded.data`),
+	_, err = s.exec(ctx, db, `INSERT INTO nodes (name, rev, heartbeat, data) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET rev = excluded.rev, heartbeat = excluded.heartbeat, data = excluded.data`,
 		n.Name, n.Rev, n.Heartbeat, string(data))
 	if err != nil {
 		return fmt.Errorf("write node %s: %w", n.Name, err)
@@ -171,21 +169,23 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*store.Node
 	return n, err
 }
 
-// Heartbeats implements store.Store.
+// Heartbeats implements store.Store: one transaction, 1,000 nodes a
+// statement. A heartbeat older than the one recorded is ignored.
 func (s *Store) Heartbeats(ctx context.Context, names []string, t int64) error {
 	if len(names) == 0 {
 		return nil
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, s.q(`UPDATE nodes SET heartbeat = ? WHERE name = ? AND heartbeat < ?`))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, n := range names {
-			if _, err := stmt.ExecContext(ctx, t, n, t); err != nil {
-				return fmt.Errorf("heartbeat of %s: %w", n, err)
+		for len(names) > 0 {
+			n := min(len(names), 1000)
+			args := []any{t, t}
+			for _, name := range names[:n] {
+				args = append(args, name)
 			}
+			if _, err := s.exec(ctx, tx, `UPDATE nodes SET heartbeat = ? WHERE heartbeat < ? AND name IN (`+placeholders(n)+`)`, args...); err != nil {
+				return fmt.Errorf("record heartbeats of %d nodes: %w", n, err)
+			}
+			names = names[n:]
 		}
 		return nil
 	})
@@ -195,8 +195,8 @@ func (s *Store) Heartbeats(ctx context.Context, names []string, t int64) error {
 
 // PutMember implements store.Store.
 func (s *Store) PutMember(ctx context.Context, m store.Member) error {
-	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO members (project, user_name, role) VALUES (?, ?, ?)
-		ON CONFLICT (project, user_name) DO UPDATE SET role = excluded.role`), m.Project, m.User, string(m.Role))
+	_, err := s.exec(ctx, s.w, `INSERT INTO members (project, user_name, role) VALUES (?, ?, ?)
+		ON CONFLICT (project, user_name) DO UPDATE SET role = excluded.role`, m.Project, m.User, string(m.Role))
 	if err != nil {
 		return fmt.Errorf("put member %s of %q: %w", m.User, m.Project, err)
 	}
@@ -205,9 +205,9 @@ func (s *Store) PutMember(ctx context.Context, m store.Member) error {
 
 // DeleteMember implements store.Store.
 func (s *Store) DeleteMember(ctx context.Context, project, user string) error {
-	res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM members WHERE project = ? AND user_name = ?`), project, user)
+	res, err := s.exec(ctx, s.w, `DELETE FROM members WHERE project = ? AND user_name = ?`, project, user)
 	if err != nil {
-		return err
+		return fmt.Errorf("delete member %s of %q: %w", user, project, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("member %s of %q: %w", user, project, store.ErrNotFound)
@@ -248,9 +248,12 @@ func (s *Store) Members(ctx context.Context, project, user string) ([]store.Memb
 func (s *Store) PutToken(ctx context.Context, t store.Token) error {
 	data, err := json.Marshal(t)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode token %s: %w", t.ID, err)
 	}
-	_, err = s.w.ExecContext(ctx, s.q(`INSERT INTO tokens (id, user_name, hash, data) VALUES (?, ?, ?, ?)`), t.ID, t.User, t.Hash, string(data))
+	_, err = s.exec(ctx, s.w, `INSERT INTO tokens (id, user_name, hash, data) VALUES (?, ?, ?, ?)`, t.ID, t.User, t.Hash, string(data))
+	if unique(err) {
+		return fmt.Errorf("token %s: its ID or hash is taken: %w", t.ID, store.ErrConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("put token %s: %w", t.ID, err)
 	}
@@ -303,9 +306,9 @@ func (s *Store) Tokens(ctx context.Context, user string) ([]store.Token, error) 
 
 // DeleteToken implements store.Store.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
-	res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM tokens WHERE id = ?`), id)
+	res, err := s.exec(ctx, s.w, `DELETE FROM tokens WHERE id = ?`, id)
 	if err != nil {
-		return err
+		return fmt.Errorf("delete token %s: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("token %s: %w", id, store.ErrNotFound)
@@ -317,14 +320,17 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 
 // Audit implements store.Store.
 func (s *Store) Audit(ctx context.Context, e store.AuditEntry) error {
-	return s.enqueue(ctx, &write{audit: []store.AuditEntry{e}})
+	if err := s.enqueue(ctx, &write{audit: []store.AuditEntry{e}}); err != nil {
+		return fmt.Errorf("audit %s by %s: %w", e.Action, e.Actor, err)
+	}
+	return nil
 }
 
 // AuditLog implements store.Store.
-func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, time, actor, action, target, remote, status FROM audit WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
+func (s *Store) AuditLog(ctx context.Context, after int64, n int) ([]store.AuditEntry, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, time, actor, action, target, remote, status FROM audit WHERE id > ? ORDER BY id`+limit(n)), after)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the audit log: %w", err)
 	}
 	defer rows.Close()
 	var out []store.AuditEntry
@@ -358,7 +364,7 @@ func (s *Store) AcquireLease(ctx context.Context, holder string, now, ttl int64)
 		default:
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE leases SET holder = ?, term = ?, expires = ? WHERE name = 'scheduler'`), l.Holder, l.Term, l.Expires)
+		_, err = s.exec(ctx, tx, `UPDATE leases SET holder = ?, term = ?, expires = ? WHERE name = 'scheduler'`, l.Holder, l.Term, l.Expires)
 		return err
 	})
 	return l, ok, err

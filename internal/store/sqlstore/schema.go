@@ -53,30 +53,39 @@ var migrations = [][]string{
 }
 
 // migrate brings the schema to version upTo (len(migrations)-1 for the
-// latest), one transaction per step.
+// latest), one transaction per step. A store written by a newer usine is
+// left alone: this one would not know what its columns mean.
 func (s *Store) migrate(ctx context.Context, upTo int) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
 	for v := 1; v <= upTo; v++ {
 		if err := s.step(ctx, v); err != nil {
-			return fmt.Errorf("schema step %d: %w", v, err)
+			return err
 		}
 	}
 	return nil
 }
 
+// step applies schema version v unless it is there already.
 func (s *Store) step(ctx context.Context, v int) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if s.d.postgres {
 			// Replicas starting together migrate one at a time.
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7366128)`); err != nil {
-				return err
+				return fmt.Errorf("lock the schema: %w", err)
 			}
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var have sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have); err != nil {
+			return fmt.Errorf("read the schema version: %w", err)
+		}
+		if latest := int64(len(migrations) - 1); have.Int64 > latest {
+			return fmt.Errorf("the store has schema version %d, newer than this usine knows (%d): run a newer usine", have.Int64, latest)
 		}
 		var n int
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), v).Scan(&n); err != nil {
-			return err
+			return fmt.Errorf("read the schema version: %w", err)
 		}
 		if n > 0 {
 			return nil
@@ -84,11 +93,13 @@ func (s *Store) step(ctx context.Context, v int) error {
 		for _, stmt := range migrations[v] {
 			stmt = strings.NewReplacer("{{id}}", s.d.autoID, "{{blob}}", s.d.blob).Replace(stmt)
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("%s: %w", strings.Fields(stmt)[0:3], err)
+				return fmt.Errorf("schema step %d: %s: %w", v, strings.Join(strings.Fields(stmt)[:3], " "), err)
 			}
 		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), v)
-		return err
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), v); err != nil {
+			return fmt.Errorf("schema step %d: %w", v, err)
+		}
+		return nil
 	})
 }
 

@@ -2,29 +2,35 @@
 // engines: SQLite (modernc.org/sqlite, pure Go, the embedded default) and
 // PostgreSQL (jackc/pgx, production). One implementation serves both; a
 // small dialect covers their differences (placeholders, key and byte
-// types, row locks).
+// types, row locks, what text PostgreSQL refuses).
 //
 // Writes that arrive together (submits, audit records, events) are group
 // committed: a committer goroutine takes everything queued, writes it in one
 // transaction and answers each caller once the commit is durable.
 //
 // Job IDs and revisions come from a counters table updated inside each
-// writing transaction. In PostgreSQL that row lock serialises the writers
-// of jobs, so revisions are handed out in commit order: a reader following
-// ChangedJobs(rev) can never see revision R+1 committed while R is still in
-// flight, which is what the scheduler loop relies on.
+// writing transaction (UPDATE … SET value = value + n … RETURNING value).
+// In PostgreSQL that row lock serialises the writers of jobs until they
+// commit: a transaction that took revision R holds the lock until R is
+// committed, and the next writer can only take R+1 after that. Revisions
+// are therefore handed out in commit order, and a reader following
+// ChangedJobs(rev) can never see R+1 while R is still in flight and then
+// skip R forever — which is what the scheduler loop's view relies on.
+// SQLite has one writer at a time, which gives the same order.
 package sqlstore
 
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
@@ -40,65 +46,81 @@ type dialect struct {
 	forUpdate string // row lock suffix of a SELECT in a transaction
 }
 
-var (
-	sqlite   = dialect{autoID: "INTEGER PRIMARY KEY", blob: "BLOB"}
-	postgres = dialect{postgres: true, autoID: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", forUpdate: " FOR UPDATE"}
-)
+// dialects, by engine; values, never changed.
+func sqliteDialect() dialect { return dialect{autoID: "INTEGER PRIMARY KEY", blob: "BLOB"} }
+func postgresDialect() dialect {
+	return dialect{postgres: true, autoID: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", forUpdate: " FOR UPDATE"}
+}
 
 // Store is a store.Store on SQLite or PostgreSQL.
 type Store struct {
 	d    dialect
 	w, r *sql.DB // writer and readers; the same pool on PostgreSQL
+
 	// group commit
 	queue   chan *write
 	stopped chan struct{}
-	mu      sync.RWMutex
+	mu      sync.RWMutex // held for reading while sending on queue
 	closed  bool
 }
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (and creates or upgrades) the store at url: sqlite:PATH, a
-// bare PATH, or postgres://….
+// Open opens the store at url, creating it or upgrading its schema as
+// needed: sqlite:PATH or a bare PATH for SQLite (the directory must exist),
+// postgres://… or postgresql://… for PostgreSQL (the database must exist).
 func Open(ctx context.Context, url string) (*Store, error) {
 	return open(ctx, url, len(migrations)-1)
 }
 
-func open(ctx context.Context, u string, version int) (*Store, error) {
+// open opens the store with its schema brought to version upTo: tests
+// create stores of an older version with it.
+func open(ctx context.Context, u string, upTo int) (*Store, error) {
 	s := &Store{queue: make(chan *write, 4096), stopped: make(chan struct{})}
 	var err error
 	switch {
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
-		s.d = postgres
+		s.d = postgresDialect()
 		if s.w, err = sql.Open("pgx", u); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("PostgreSQL URL: %w", err)
 		}
 		s.w.SetMaxOpenConns(32)
 		s.w.SetMaxIdleConns(32)
 		s.r = s.w
+	case !strings.HasPrefix(u, "sqlite:") && strings.Contains(u, "://"):
+		return nil, fmt.Errorf("unknown kind of store %q: use sqlite:/path/to/usine.db or postgres://user@host/db", u[:strings.Index(u, "://")])
 	default:
 		path := strings.TrimPrefix(u, "sqlite:")
 		if path == "" {
-			return nil, fmt.Errorf("store URL %q names no file; use sqlite:/path/to/usine.db", u)
+			return nil, errors.New("the store URL names no file: use sqlite:/path/to/usine.db")
 		}
-		s.d = sqlite
+		if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("directory %s of the SQLite store does not exist: create it, or name another file", filepath.Dir(path))
+		}
+		s.d = sqliteDialect()
+		// synchronous=FULL: a commit is on disk (WAL fsynced) when it
+		// returns, so an acknowledged job survives a power cut.
 		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 			"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 		if s.w, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
 			return nil, err
 		}
-		s.w.SetMaxOpenConns(1) // one writer: never SQLITE_BUSY between our own writes
-		if s.r, err = sql.Open("sqlite", dsn); err != nil {
+		// One writer connection: our own writes queue in Go, never on
+		// SQLITE_BUSY; immediate transactions take the write lock at
+		// BEGIN, so a read-modify-write cannot be upgraded into a deadlock.
+		s.w.SetMaxOpenConns(1)
+		if s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
 			s.w.Close()
 			return nil, err
 		}
 		s.r.SetMaxOpenConns(8)
+		s.r.SetMaxIdleConns(8)
 	}
 	if err := s.w.PingContext(ctx); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	if err := s.migrate(ctx, version); err != nil {
+	if err := s.migrate(ctx, upTo); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
@@ -113,7 +135,8 @@ func (s *Store) closeDBs() {
 	}
 }
 
-// Close drains queued writes, then closes the databases.
+// Close commits what is queued, then closes the databases. Calls after
+// Close fail.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -124,43 +147,81 @@ func (s *Store) Close() error {
 	close(s.queue)
 	s.mu.Unlock()
 	<-s.stopped
+	var err error
 	if s.r != s.w {
-		if err := s.r.Close(); err != nil {
-			return err
-		}
+		err = s.r.Close()
 	}
-	return s.w.Close()
+	return errors.Join(err, s.w.Close())
 }
 
-// q rewrites ? placeholders as $1, $2, … for PostgreSQL.
+// q rewrites ? placeholders as $1, $2, … for PostgreSQL. No query of this
+// package has a ? inside a string literal.
 func (s *Store) q(query string) string {
 	if !s.d.postgres {
 		return query
 	}
 	var b strings.Builder
+	b.Grow(len(query) + len(query)/8)
 	n := 0
-	for _, c := range query {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c != '?' {
+			b.WriteByte(c)
 			continue
 		}
-		b.WriteRune(c)
+		n++
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(n))
 	}
 	return b.String()
 }
 
-// tx runs fn in a write transaction.
+// text makes a string storable: PostgreSQL's text refuses NUL bytes and
+// invalid UTF-8, which SQLite keeps. Both become U+FFFD, so that an odd
+// byte in an audit record (a request path) never fails a whole group
+// commit nor is silently dropped.
+func (s *Store) text(v string) string {
+	if !s.d.postgres || (utf8.ValidString(v) && strings.IndexByte(v, 0) < 0) {
+		return v
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(v, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// args applies text to every string argument.
+func (s *Store) args(args []any) []any {
+	if s.d.postgres {
+		for i, a := range args {
+			if v, ok := a.(string); ok {
+				args[i] = s.text(v)
+			}
+		}
+	}
+	return args
+}
+
+// execer is a database or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// exec runs a writing statement written with ? placeholders.
+func (s *Store) exec(ctx context.Context, db execer, query string, args ...any) (sql.Result, error) {
+	return db.ExecContext(ctx, s.q(query), s.args(args)...)
+}
+
+// tx runs fn in a write transaction and commits it.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("begin: %w", err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // next takes n values of a counter and returns the first.
@@ -173,15 +234,32 @@ func (s *Store) next(ctx context.Context, tx *sql.Tx, counter string, n int) (in
 	return last - int64(n) + 1, nil
 }
 
+// unique reports whether err is a unique-key violation: the name is taken.
+func unique(err error) bool {
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		return pg.SQLState() == "23505"
+	}
+	var lite interface{ Code() int }
+	if errors.As(err, &lite) {
+		// SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
+		return lite.Code() == 1555 || lite.Code() == 2067
+	}
+	return false
+}
+
 // --- group commit ---
 
 // write is one caller's share of a group commit.
 type write struct {
-	jobs   []store.Job
+	jobs   []store.Job // as the caller gave them
 	audit  []store.AuditEntry
 	events []store.Event
+	out    []store.Job // the jobs as committed, with IDs and revisions
 	done   chan error
 }
+
+func (w *write) rows() int { return len(w.jobs) + len(w.audit) + len(w.events) }
 
 // enqueue hands w to the committer and waits for its commit.
 func (s *Store) enqueue(ctx context.Context, w *write) error {
@@ -191,8 +269,13 @@ func (s *Store) enqueue(ctx context.Context, w *write) error {
 		s.mu.RUnlock()
 		return errors.New("store is closed")
 	}
-	s.queue <- w
-	s.mu.RUnlock()
+	select {
+	case s.queue <- w:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
 	select {
 	case err := <-w.done:
 		return err
@@ -205,11 +288,12 @@ func (s *Store) enqueue(ctx context.Context, w *write) error {
 // maxGroup bounds the rows of one group commit.
 const maxGroup = 5000
 
+// commitLoop commits whatever is queued as one transaction, until Close.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
 	for w := range s.queue {
 		group := []*write{w}
-		rows := len(w.jobs) + len(w.audit) + len(w.events)
+		rows := w.rows()
 	drain:
 		for rows < maxGroup {
 			select {
@@ -218,79 +302,98 @@ func (s *Store) commitLoop() {
 					break drain
 				}
 				group = append(group, w2)
-				rows += len(w2.jobs) + len(w2.audit) + len(w2.events)
+				rows += w2.rows()
 			default:
 				break drain
 			}
 		}
-		err := s.tx(context.Background(), func(tx *sql.Tx) error { return s.commitGroup(tx, group) })
+		err := s.commit(group)
+		if err != nil && len(group) > 1 {
+			// Whatever failed, it is not every caller's fault: each
+			// write alone gets its own answer.
+			for _, w := range group {
+				w.done <- s.commit([]*write{w})
+			}
+			continue
+		}
 		for _, w := range group {
 			w.done <- err
 		}
 	}
 }
 
-func (s *Store) commitGroup(tx *sql.Tx, group []*write) error {
+// commit writes a group in one transaction.
+func (s *Store) commit(group []*write) error {
 	ctx := context.Background()
-	var jobs []*store.Job
-	var audit []store.AuditEntry
-	var events []store.Event
-	for _, w := range group {
-		for i := range w.jobs {
-			jobs = append(jobs, &w.jobs[i])
-		}
-		audit = append(audit, w.audit...)
-		events = append(events, w.events...)
-	}
-	if len(jobs) > 0 {
-		id, err := s.next(ctx, tx, "job", len(jobs))
-		if err != nil {
-			return err
-		}
-		rev, err := s.next(ctx, tx, "rev", len(jobs))
-		if err != nil {
-			return err
-		}
-		arrays := map[*write]string{}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var (
+			jobs   []*store.Job
+			audit  []store.AuditEntry
+			events []store.Event
+		)
 		for _, w := range group {
-			for i := range w.jobs {
-				j := &w.jobs[i]
-				j.ID, j.Rev = strconv.FormatInt(id, 10), rev
-				id++
-				rev++
-				if j.ArrayID == "new" {
-					if arrays[w] == "" {
-						arrays[w] = j.ID
+			w.out = append(w.out[:0], w.jobs...)
+			for i := range w.out {
+				jobs = append(jobs, &w.out[i])
+			}
+			audit = append(audit, w.audit...)
+			events = append(events, w.events...)
+		}
+		if len(jobs) > 0 {
+			id, err := s.next(ctx, tx, "job", len(jobs))
+			if err != nil {
+				return err
+			}
+			rev, err := s.next(ctx, tx, "rev", len(jobs))
+			if err != nil {
+				return err
+			}
+			for _, w := range group {
+				array := ""
+				for i := range w.out {
+					j := &w.out[i]
+					j.ID, j.Rev = strconv.FormatInt(id, 10), rev
+					id++
+					rev++
+					if j.ArrayID == "new" {
+						if array == "" {
+							array = j.ID
+						}
+						j.ArrayID = array
 					}
-					j.ArrayID = arrays[w]
 				}
 			}
+			if err := s.insertJobs(ctx, tx, jobs); err != nil {
+				return err
+			}
 		}
-		if err := s.insertJobs(ctx, tx, jobs); err != nil {
-			return err
+		err := insertRows(ctx, s, tx, `INSERT INTO audit (time, actor, action, target, remote, status) VALUES `, 6, audit,
+			func(e store.AuditEntry) []any {
+				return []any{e.Time, e.Actor, e.Action, e.Target, e.Remote, e.Status}
+			})
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
 		}
-	}
-	if err := insertRows(ctx, s, tx, `INSERT INTO audit (time, actor, action, target, remote, status) VALUES `, 6, audit,
-		func(e store.AuditEntry) []any {
-			return []any{e.Time, e.Actor, e.Action, e.Target, e.Remote, e.Status}
-		}); err != nil {
-		return err
-	}
-	return insertRows(ctx, s, tx, `INSERT INTO events (job, time, kind, detail) VALUES `, 4, events,
-		func(e store.Event) []any {
-			id, _ := strconv.ParseInt(e.Job, 10, 64)
-			return []any{id, e.Time, e.Kind, e.Detail}
-		})
+		err = insertRows(ctx, s, tx, `INSERT INTO events (job, time, kind, detail) VALUES `, 4, events,
+			func(e store.Event) []any {
+				id, _ := jobID(e.Job) // checked by AddEvents
+				return []any{id, e.Time, e.Kind, e.Detail}
+			})
+		if err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		return nil
+	})
 }
 
 // insertRows writes rows with multi-row INSERTs of up to 200 rows each.
 func insertRows[T any](ctx context.Context, s *Store, tx *sql.Tx, prefix string, cols int, rows []T, args func(T) []any) error {
+	tuple := "(" + strings.Repeat("?,", cols-1) + "?)"
 	for len(rows) > 0 {
 		n := min(len(rows), 200)
 		var b strings.Builder
 		b.WriteString(prefix)
 		vals := make([]any, 0, n*cols)
-		tuple := "(" + strings.Repeat("?,", cols-1) + "?)"
 		for i := range n {
 			if i > 0 {
 				b.WriteByte(',')
@@ -298,7 +401,7 @@ func insertRows[T any](ctx context.Context, s *Store, tx *sql.Tx, prefix string,
 			b.WriteString(tuple)
 			vals = append(vals, args(rows[i])...)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(b.String()), vals...); err != nil {
+		if _, err := s.exec(ctx, tx, b.String(), vals...); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
 		rows = rows[n:]
@@ -306,27 +409,26 @@ func insertRows[T any](ctx context.Context, s *Store, tx *sql.Tx, prefix string,
 	return nil
 }
 
-func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []*store.Job) error {
-	var err error
-	rows := make([][]any, len(jobs))
-	for i, j := range jobs {
-		if rows[i], err = jobRow(j); err != nil {
-			return err
+// valuesCTE is "WITH v(cols) AS (VALUES (…), …)" for n rows, each value
+// cast to its column's type so that PostgreSQL knows the parameters' types.
+func valuesCTE(cols, types []string, n int) string {
+	var b strings.Builder
+	b.WriteString("WITH v(" + strings.Join(cols, ", ") + ") AS (VALUES ")
+	var tuple strings.Builder
+	tuple.WriteByte('(')
+	for i, t := range types {
+		if i > 0 {
+			tuple.WriteString(", ")
 		}
+		tuple.WriteString("CAST(? AS " + t + ")")
 	}
-	return insertRows(ctx, s, tx, `INSERT INTO jobs (id, rev, state, project, user_name, partition_name, array_id, name, reason, priority, est_start, data) VALUES `,
-		12, rows, func(r []any) []any { return r })
-}
-
-// jobRow is a job's column values, id first, data last.
-func jobRow(j *store.Job) ([]any, error) {
-	id, err := strconv.ParseInt(j.ID, 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("job ID %q is not a number", j.ID)
+	tuple.WriteByte(')')
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(tuple.String())
 	}
-	data, err := json.Marshal(j)
-	if err != nil {
-		return nil, fmt.Errorf("encode job %s: %w", j.ID, err)
-	}
-	return []any{id, j.Rev, string(j.State), j.Project, j.User, j.Partition, j.ArrayID, j.Name, j.Reason, j.Priority, j.EstStart, string(data)}, nil
+	b.WriteString(") ")
+	return b.String()
 }

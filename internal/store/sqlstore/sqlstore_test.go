@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/usine-project/usine/internal/model"
@@ -13,14 +14,18 @@ import (
 
 // opener opens a fresh store per test, and the same one again on reopen.
 func opener(fresh func(t *testing.T) string) storetest.Opener {
+	var mu sync.Mutex
 	urls := map[*testing.T]string{}
 	return func(t *testing.T, reopen bool) store.Store {
+		mu.Lock()
 		if !reopen {
 			urls[t] = fresh(t)
 		}
-		st, err := Open(context.Background(), urls[t])
+		url := urls[t]
+		mu.Unlock()
+		st, err := Open(context.Background(), url)
 		if err != nil {
-			t.Fatalf("open %s: %v", urls[t], err)
+			t.Fatalf("open %s: %v", url, err)
 		}
 		t.Cleanup(func() { st.Close() })
 		return st
