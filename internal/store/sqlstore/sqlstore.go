@@ -62,6 +62,10 @@ type Store struct {
 	stopped chan struct{}
 	mu      sync.RWMutex // held for reading while sending on queue
 	closed  bool
+
+	// beforeCommit, when set (by tests, before any write), runs first in
+	// every group commit's transaction; an error fails the transaction.
+	beforeCommit func(group []*write) error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -326,6 +330,11 @@ func (s *Store) commitLoop() {
 func (s *Store) commit(group []*write) error {
 	ctx := context.Background()
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if s.beforeCommit != nil {
+			if err := s.beforeCommit(group); err != nil {
+				return err
+			}
+		}
 		var (
 			jobs   []*store.Job
 			audit  []store.AuditEntry
