@@ -55,5 +55,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })
 	root.AddCommand(newTraceCmd(), newSimCmd(), newUpCmd(), newPlanCmd(), newServerCmd())
 	root.AddCommand(newAgentCmd(), newLogsCmd())
+	root.AddCommand(clientCommands()...)
 	return root
 }
