@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/store"
 )
 
@@ -49,7 +50,10 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the usine server at %s: %w (is it running? set --server or USINE_SERVER)", c.BaseURL, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s %s: %w", method, path, ctx.Err())
+		}
+		return &UnreachableError{URL: c.BaseURL, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -70,6 +74,19 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// UnreachableError is what Do returns when no answer came back: the
+// server is down, the address is wrong, or the network failed.
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the usine server at %s: %v (is it running? set --server or USINE_SERVER)", e.URL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // IsNotFound reports whether err is the server saying "no such thing".
 func IsNotFound(err error) bool {
@@ -202,4 +219,93 @@ func (c *Client) Whoami(ctx context.Context) (Whoami, error) {
 	var out Whoami
 	err := c.Do(ctx, http.MethodGet, Prefix+"/whoami", nil, &out)
 	return out, err
+}
+
+// Node gets one node and what runs on it.
+func (c *Client) Node(ctx context.Context, name string) (NodeView, error) {
+	var out NodeView
+	err := c.Do(ctx, http.MethodGet, Prefix+"/nodes/"+url.PathEscape(name), nil, &out)
+	return out, err
+}
+
+// Sites lists the sites.
+func (c *Client) Sites(ctx context.Context) ([]model.Site, error) {
+	var out struct {
+		Items []model.Site `json:"items"`
+	}
+	err := c.Do(ctx, http.MethodGet, Prefix+"/sites", nil, &out)
+	return out.Items, err
+}
+
+// Partitions lists the partitions.
+func (c *Client) Partitions(ctx context.Context) ([]model.Partition, error) {
+	var out struct {
+		Items []model.Partition `json:"items"`
+	}
+	err := c.Do(ctx, http.MethodGet, Prefix+"/partitions", nil, &out)
+	return out.Items, err
+}
+
+// Projects lists the projects the token's user may see.
+func (c *Client) Projects(ctx context.Context) ([]model.Project, error) {
+	var out Projects
+	err := c.Do(ctx, http.MethodGet, Prefix+"/projects", nil, &out)
+	return out.Items, err
+}
+
+// PutProject creates or changes a project.
+func (c *Client) PutProject(ctx context.Context, p model.Project) (model.Project, error) {
+	var out model.Project
+	err := c.Do(ctx, http.MethodPut, Prefix+"/projects/"+url.PathEscape(p.Name), &p, &out)
+	return out, err
+}
+
+// memberProject is how the path names a project: "-" for site-wide roles.
+func memberProject(project string) string {
+	if project == "" {
+		return "-"
+	}
+	return url.PathEscape(project)
+}
+
+// Members lists the members of a project and their roles.
+func (c *Client) Members(ctx context.Context, project string) ([]store.Member, error) {
+	var out Members
+	err := c.Do(ctx, http.MethodGet, Prefix+"/projects/"+memberProject(project)+"/members", nil, &out)
+	return out.Items, err
+}
+
+// PutMember gives m.User the role m.Role in m.Project ("" = site-wide).
+func (c *Client) PutMember(ctx context.Context, m store.Member) (store.Member, error) {
+	var out store.Member
+	err := c.Do(ctx, http.MethodPut, Prefix+"/projects/"+memberProject(m.Project)+"/members/"+url.PathEscape(m.User), &m, &out)
+	return out, err
+}
+
+// DeleteMember takes user's role in project ("" = site-wide) away.
+func (c *Client) DeleteMember(ctx context.Context, project, user string) error {
+	return c.Do(ctx, http.MethodDelete, Prefix+"/projects/"+memberProject(project)+"/members/"+url.PathEscape(user), nil, nil)
+}
+
+// CreateToken makes a token; its secret is in the answer only.
+func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (NewToken, error) {
+	var out NewToken
+	err := c.Do(ctx, http.MethodPost, Prefix+"/tokens", &req, &out)
+	return out, err
+}
+
+// Tokens lists a user's tokens ("" = the caller's own).
+func (c *Client) Tokens(ctx context.Context, user string) ([]store.Token, error) {
+	q := ""
+	if user != "" {
+		q = "?" + url.Values{"user": {user}}.Encode()
+	}
+	var out Tokens
+	err := c.Do(ctx, http.MethodGet, Prefix+"/tokens"+q, nil, &out)
+	return out.Items, err
+}
+
+// DeleteToken revokes a token by its ID.
+func (c *Client) DeleteToken(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, Prefix+"/tokens/"+url.PathEscape(id), nil, nil)
 }
