@@ -28,7 +28,13 @@ const defaultServer = "http://127.0.0.1:8642"
 
 // clientCommands are the commands that talk to a server through the API.
 func clientCommands() []*cobra.Command {
-	return []*cobra.Command{newLoginCmd()}
+	return []*cobra.Command{
+		newLoginCmd(), newWhoamiCmd(),
+		newSubmitCmd(), newQueueCmd(), newShowCmd(),
+		newJobActionCmd("cancel"), newJobActionCmd("hold"), newJobActionCmd("release"), newJobActionCmd("requeue"),
+		newNodesCmd(), newDrainCmd(), newResumeCmd(), newPartitionsCmd(),
+		newProjectsCmd(), newTokenCmd(),
+	}
 }
 
 // conn is how a client command reaches the server: --server and --token,
@@ -133,11 +139,14 @@ type endpoint struct {
 func (c *conn) resolve(warn io.Writer) (endpoint, error) {
 	var e endpoint
 	var file clientConfig
-	path, perr := configPath()
-	if perr == nil {
+	var path string
+	// The file is read only when flags and the environment leave a gap.
+	if (c.server == "" && os.Getenv("USINE_SERVER") == "") || (c.token == "" && os.Getenv("USINE_TOKEN") == "") {
 		var err error
-		if file, err = loadConfig(path, warn); err != nil {
-			return e, err
+		if path, err = configPath(); err == nil {
+			if file, err = loadConfig(path, warn); err != nil {
+				return e, err
+			}
 		}
 	}
 	switch {
