@@ -791,19 +791,25 @@ func nodelistReason(j *store.Job) string {
 		}
 		return hostlist.Compress(names)
 	}
-	reason := j.Reason
-	if j.State == model.JobPending {
-		if j.Held && !strings.Contains(reason, "Held") {
-			reason = "JobHeldUser"
-		}
-		if reason == "" {
-			reason = "None"
-		}
+	if reason := jobReason(j); reason != "" {
+		return "(" + reason + ")"
 	}
-	if reason == "" {
+	return ""
+}
+
+// jobReason is why a pending job waits, or how an ended job ended.
+func jobReason(j *store.Job) string {
+	switch {
+	case j.State == model.JobRunning:
 		return ""
+	case j.State != model.JobPending:
+		return j.Reason
+	case j.Held && !strings.Contains(j.Reason, "Held"):
+		return "JobHeldUser"
+	case j.Reason == "":
+		return "None"
 	}
-	return "(" + reason + ")"
+	return j.Reason
 }
 
 func newShowCmd() *cobra.Command {
@@ -866,9 +872,7 @@ func writeJob(w io.Writer, o *output, j *store.Job, ev []store.Event, now time.T
 	add("Name", j.Name)
 	add("Array", arrayName(j))
 	add("State", string(j.State))
-	if j.State == model.JobPending || j.State.Final() {
-		add("Reason", strings.Trim(nodelistReason(j), "()"))
-	}
+	add("Reason", jobReason(j))
 	add("Project", j.Project)
 	add("User", j.User)
 	add("Partition", j.Partition)
