@@ -96,7 +96,7 @@ out or was cancelled without either).`,
 	fl.StringVarP(&f.limit, "time", "t", "", "time limit: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (default: the server's)")
 	fl.StringVar(&f.qos, "qos", "", "quality of service: normal, high or low (default: normal)")
 	fl.StringVarP(&f.array, "array", "a", "", "make a job array: 0-15, 1,3,5-11:2")
-	fl.StringVarP(&f.deps, "dependency", "d", "", "start after other jobs: afterok:ID[:ID…], afterany:…, afternotok:…, after:…, joined with ','")
+	fl.StringVarP(&f.deps, "dependency", "d", "", "start after other jobs: afterok:ID[:ID…], afterany:…, afternotok:…, after:…, joined with ','; an array's ID means all its elements, ARRAY_INDEX one")
 	fl.BoolVar(&f.hold, "hold", false, "submit held: it waits until usine release")
 	fl.StringVar(&f.begin, "begin", "", "start no earlier than: now+1hour, 16:00, tomorrow, 2026-06-01T08:00, …")
 	fl.StringVarP(&f.workdir, "workdir", "D", "", "working directory on the nodes (default: the current directory)")
@@ -154,6 +154,11 @@ func runSubmit(cmd *cobra.Command, f *submitFlags, args []string) error {
 	for i := range specs {
 		if specs[i].Project == "" {
 			specs[i].Project = f.project
+		}
+	}
+	for i := range specs {
+		if specs[i].Deps, err = resolveDeps(ctx, c, specs[i].Deps); err != nil {
+			return err
 		}
 	}
 	if f.dryRun {
@@ -309,6 +314,36 @@ func (f *submitFlags) spec(cmd *cobra.Command, args []string, now time.Time) (ap
 	}
 	sp.Task.Stdout, sp.Task.Stderr, sp.Task.Requeue = f.stdout, f.stderr, f.requeue
 	return sp, nil
+}
+
+// resolveDeps gives dependencies Slurm's meaning for arrays: ARRAY_INDEX
+// names one element, and an array's job ID all of its elements.
+func resolveDeps(ctx context.Context, c *api.Client, deps []model.Dependency) ([]model.Dependency, error) {
+	var out []model.Dependency
+	for _, d := range deps {
+		arr, idx, isElem := strings.Cut(d.JobID, "_")
+		elems, err := c.AllJobs(ctx, api.JobQuery{Array: arr})
+		if err != nil {
+			return nil, fmt.Errorf("submit: look up dependency %s: %w", d.JobID, err)
+		}
+		if !isElem && len(elems) <= 1 {
+			out = append(out, d)
+			continue
+		}
+		if !isElem {
+			for _, e := range elems {
+				out = append(out, model.Dependency{Type: d.Type, JobID: e.ID})
+			}
+			continue
+		}
+		n, err := strconv.Atoi(idx)
+		i := slices.IndexFunc(elems, func(e store.Job) bool { return e.ArrayIndex == n })
+		if err != nil || i < 0 {
+			return nil, &UsageError{fmt.Errorf("submit: --dependency %s: array %s has no element %s", d.JobID, arr, idx)}
+		}
+		out = append(out, model.Dependency{Type: d.Type, JobID: elems[i].ID})
+	}
+	return out, nil
 }
 
 // readScript reads a batch script from a file, or standard input for "-".

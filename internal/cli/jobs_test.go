@@ -164,9 +164,14 @@ func TestArraysDependenciesAndBegin(t *testing.T) {
 		t.Errorf("submit said jobs %s; the array holds %v", m[2], ids)
 	}
 
-	dep := f.submit(f.AdminToken, "-d", "afterok:"+arr+":"+list.Items[1].ID, "--gpus", "1", "--", "true")[0]
+	// As in Slurm, an array's ID stands for all its elements, ID_INDEX for one.
+	dep := f.submit(f.AdminToken, "-d", "afterok:"+arr+",afterany:"+arr+"_2", "--gpus", "1", "--", "true")[0]
 	j := f.wait(dep, func(j store.Job) bool { return j.Reason == "Dependency" })
-	want := []model.Dependency{{Type: model.AfterOK, JobID: arr}, {Type: model.AfterOK, JobID: list.Items[1].ID}}
+	var want []model.Dependency
+	for _, id := range ids {
+		want = append(want, model.Dependency{Type: model.AfterOK, JobID: id})
+	}
+	want = append(want, model.Dependency{Type: model.AfterAny, JobID: ids[2]})
 	if diff := cmp.Diff(want, j.Deps); diff != "" {
 		t.Errorf("dependencies (-want +got):\n%s", diff)
 	}
@@ -193,8 +198,10 @@ func TestArraysDependenciesAndBegin(t *testing.T) {
 	}
 	f.wait(dep, func(j store.Job) bool { return j.Reason == "DependencyNeverSatisfied" || j.State.Final() })
 
-	if r := f.admin("submit", "-d", "afterok:999999", "--", "true"); r.code != ExitUsage || !strings.Contains(r.stderr, "999999") {
-		t.Errorf("a dependency on no job: exit %d; want %d: %s", r.code, ExitUsage, r.stderr)
+	for _, d := range []string{"afterok:999999", "afterok:" + arr + "_7"} {
+		if r := f.admin("submit", "-d", d, "--", "true"); r.code != ExitUsage || !strings.Contains(r.stderr, strings.TrimPrefix(d, "afterok:")) {
+			t.Errorf("a dependency on no job (%s): exit %d; want %d: %s", d, r.code, ExitUsage, r.stderr)
+		}
 	}
 }
 
