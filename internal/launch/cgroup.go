@@ -111,7 +111,10 @@ func probeCgroup(root string, procSelf []byte, pid int) (string, error) {
 	if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(me), 0o644); err != nil {
 		return "", fmt.Errorf("move the agent into %s: %w", leaf, err)
 	}
-	undo := func() { _ = os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(me), 0o644) }
+	undo := func() {
+		_ = os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(me), 0o644)
+		_ = syscall.Rmdir(leaf) // fails, rightly, while another process of ours is in it
+	}
 	procs, err := readWords(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
 		undo()
