@@ -40,7 +40,12 @@ func TestSubmitQueueShowCancel(t *testing.T) {
 	f.wait(gang, running)
 	f.wait(packed, running)
 
+	// The start's event is written just after the start itself.
 	d := f.job(gang)
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(eventKinds(d.Events), "started") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		d = f.job(gang)
+	}
 	j := d.Job
 	want := api.JobSpec{Name: "train.sh", Project: "default", Nodes: 2, AcceleratorsPerNode: 8, CPUs: 16, MemoryMiB: 64 << 10,
 		Limit: 26 * 3600, QoS: "high", Task: model.Task{Script: "#!/bin/sh\n#SBATCH --gpus 8\necho hi\n", WorkDir: dir,
