@@ -13,49 +13,58 @@ import (
 	"github.com/usine-project/usine/internal/store"
 )
 
-// jobData is a job as the data column keeps it. store.Job's computed
-// Priority hides the embedded model.Job's Priority (the administrator's
-// adjustment) from encoding/json, so that one goes under a key of its own.
+// jobData is a job as the data column keeps it. What columns hold (ID,
+// revision, array ID, wait reason, priority, estimate) is left out: the
+// data of a submitted job can be encoded before the committer gives it an
+// ID. store.Job's computed Priority hides the embedded model.Job's
+// Priority (the administrator's adjustment) from encoding/json, so that
+// one goes under a key of its own.
 type jobData struct {
 	*store.Job
 	Adjust int64 `json:"priority_adjust,omitempty"`
 }
 
-// jobCols are read with every job: the wait columns overlay the data, since
-// SetWaiting writes only them.
-const jobCols = `data, reason, priority, est_start`
+// encodeJob is the data column of j.
+func encodeJob(j store.Job) (string, error) {
+	adjust := j.Job.Priority
+	j.ID, j.Rev, j.ArrayID, j.Reason, j.Priority, j.EstStart = "", 0, "", "", 0, 0
+	data, err := json.Marshal(jobData{Job: &j, Adjust: adjust})
+	return string(data), err
+}
+
+// jobCols are read with every job, from jobs LEFT JOIN waits (jobFrom).
+const (
+	jobCols = `jobs.id, jobs.rev, jobs.array_id, jobs.state, jobs.data, jobs.reason, jobs.priority, jobs.est_start,
+		waits.wait_reason, waits.wait_priority, waits.wait_est`
+	jobFrom = ` FROM jobs LEFT JOIN waits ON waits.job = jobs.id`
+)
 
 func scanJob(sc interface{ Scan(...any) error }) (store.Job, error) {
 	var (
-		j      store.Job
-		data   string
-		reason string
-		prio   int64
-		est    int64
+		j           store.Job
+		id          int64
+		state, data string
+		wReason     sql.NullString
+		wPrio, wEst sql.NullInt64
 	)
-	if err := sc.Scan(&data, &reason, &prio, &est); err != nil {
+	err := sc.Scan(&id, &j.Rev, &j.ArrayID, &state, &data, &j.Reason, &j.Priority, &j.EstStart, &wReason, &wPrio, &wEst)
+	if err != nil {
 		return j, err
 	}
+	cols := j
 	d := jobData{Job: &j}
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
-		return j, fmt.Errorf("decode job: %w", err)
+		return j, fmt.Errorf("decode job %d: %w", id, err)
 	}
+	j.ID, j.Rev, j.ArrayID, j.State = strconv.FormatInt(id, 10), cols.Rev, cols.ArrayID, model.JobState(state)
+	j.Reason, j.Priority, j.EstStart = cols.Reason, cols.Priority, cols.EstStart
 	j.Job.Priority = d.Adjust
-	j.Reason, j.Priority, j.EstStart = reason, prio, est
+	// A waits row counts while the job is pending: one written by a
+	// pass that raced with the job's start is stale.
+	if wReason.Valid && j.State == model.JobPending {
+		j.Reason, j.Priority, j.EstStart = wReason.String, wPrio.Int64, wEst.Int64
+	}
 	return j, nil
-}
-
-// jobRow is a job's column values in the order of jobColumns.
-func jobRow(j *store.Job) ([]any, error) {
-	id, ok := jobID(j.ID)
-	if !ok {
-		return nil, fmt.Errorf("job ID %q is not a number", j.ID)
-	}
-	data, err := json.Marshal(jobData{Job: j, Adjust: j.Job.Priority})
-	if err != nil {
-		return nil, fmt.Errorf("encode job %s: %w", j.ID, err)
-	}
-	return []any{id, j.Rev, string(j.State), j.Project, j.User, j.Partition, j.ArrayID, j.Name, j.Reason, j.Priority, j.EstStart, string(data)}, nil
 }
 
 // jobColumns and their types, as jobRow gives them.
@@ -64,11 +73,22 @@ var (
 	jobTypes   = []string{"BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT"}
 )
 
-func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []*store.Job) error {
-	var err error
+// jobRow is a job's column values in the order of jobColumns; data is
+// encodeJob's.
+func jobRow(j *store.Job, data string) ([]any, error) {
+	id, ok := jobID(j.ID)
+	if !ok {
+		return nil, fmt.Errorf("job ID %q is not a number", j.ID)
+	}
+	return []any{id, j.Rev, string(j.State), j.Project, j.User, j.Partition, j.ArrayID, j.Name, j.Reason, j.Priority, j.EstStart, data}, nil
+}
+
+// insertJobs inserts new jobs; data holds their encodeJob.
+func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []*store.Job, data []string) error {
 	rows := make([][]any, len(jobs))
 	for i, j := range jobs {
-		if rows[i], err = jobRow(j); err != nil {
+		var err error
+		if rows[i], err = jobRow(j, data[i]); err != nil {
 			return err
 		}
 	}
@@ -77,44 +97,75 @@ func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []*store.Job) e
 }
 
 // writeJobs rewrites jobs in tx, each with the next revision, in order.
+// Their reasons, priorities and estimates go back to the jobs' own
+// columns and their waits rows are dropped: the caller read them merged.
 func (s *Store) writeJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) error {
 	rev, err := s.next(ctx, tx, "rev", len(jobs))
 	if err != nil {
 		return err
 	}
+	rows := make([][]any, len(jobs))
+	ids := make([]any, len(jobs))
+	for i := range jobs {
+		j := &jobs[i]
+		j.Rev = rev + int64(i)
+		data, err := encodeJob(*j)
+		if err != nil {
+			return fmt.Errorf("encode job %s: %w", j.ID, err)
+		}
+		if rows[i], err = jobRow(j, data); err != nil {
+			return err
+		}
+		ids[i] = rows[i][0]
+	}
 	var set []string
+	for _, c := range jobColumns[1:] {
+		set = append(set, c+" = ?")
+	}
+	if !s.d.postgres {
+		// SQLite: a prepared statement a job is cheaper than one
+		// statement over a VALUES list, which it materialises.
+		update, err := s.in(tx).prepare(ctx, `UPDATE jobs SET `+strings.Join(set, ", ")+` WHERE id = ?`)
+		if err != nil {
+			return err
+		}
+		unwait, err := s.in(tx).prepare(ctx, `DELETE FROM waits WHERE job = ?`)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if _, err := update.ExecContext(ctx, append(r[1:], r[0])...); err != nil {
+				return fmt.Errorf("write job %d: %w", r[0], err)
+			}
+			if _, err := unwait.ExecContext(ctx, r[0]); err != nil {
+				return fmt.Errorf("write job %d: %w", r[0], err)
+			}
+		}
+		return nil
+	}
+	set = set[:0]
 	for _, c := range jobColumns[1:] {
 		set = append(set, c+" = v."+c)
 	}
-	for len(jobs) > 0 {
-		n := min(len(jobs), 200)
+	for _, n := range chunks(len(rows), 64) {
 		var vals []any
-		for i := range jobs[:n] {
-			j := &jobs[i]
-			j.Rev = rev
-			rev++
-			r, err := jobRow(j)
-			if err != nil {
-				return err
-			}
+		for _, r := range rows[:n] {
 			vals = append(vals, r...)
 		}
 		query := valuesCTE(jobColumns, jobTypes, n) + `UPDATE jobs SET ` + strings.Join(set, ", ") + ` FROM v WHERE jobs.id = v.id`
-		if _, err := s.exec(ctx, tx, query, vals...); err != nil {
+		if _, err := s.in(tx).exec(ctx, query, vals...); err != nil {
 			return fmt.Errorf("write %d jobs: %w", n, err)
 		}
-		jobs = jobs[n:]
+		if _, err := s.in(tx).exec(ctx, `DELETE FROM waits WHERE job IN (`+placeholders(n)+`)`, ids[:n]...); err != nil {
+			return fmt.Errorf("write %d jobs: %w", n, err)
+		}
+		rows, ids = rows[n:], ids[n:]
 	}
 	return nil
 }
 
-// queryer is a database or a transaction.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func (s *Store) queryJobs(ctx context.Context, db queryer, query string, args ...any) ([]store.Job, error) {
-	rows, err := db.QueryContext(ctx, s.q(query), args...)
+func queryJobs(ctx context.Context, o on, query string, args ...any) ([]store.Job, error) {
+	rows, err := o.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -151,11 +202,15 @@ func placeholders(n int) string {
 
 // SubmitJobs implements store.Store.
 func (s *Store) SubmitJobs(ctx context.Context, jobs []store.Job, audit ...store.AuditEntry) ([]store.Job, error) {
-	w := &write{jobs: make([]store.Job, len(jobs)), audit: audit}
+	w := &write{jobs: make([]store.Job, len(jobs)), data: make([]string, len(jobs)), audit: audit}
 	for i, j := range jobs {
 		j.State, j.Reason, j.Priority, j.EstStart = model.JobPending, "", 0, 0
 		j.Alloc, j.Start, j.End, j.Epoch = nil, 0, 0, 0
 		w.jobs[i] = j
+		var err error
+		if w.data[i], err = encodeJob(j); err != nil {
+			return nil, fmt.Errorf("submit: encode job %d of %d: %w", i+1, len(jobs), err)
+		}
 	}
 	if err := s.enqueue(ctx, w); err != nil {
 		return nil, fmt.Errorf("submit %d jobs: %w", len(jobs), err)
@@ -169,7 +224,7 @@ func (s *Store) Job(ctx context.Context, id string) (store.Job, error) {
 	if !ok {
 		return store.Job{}, fmt.Errorf("job %q: %w", id, store.ErrNotFound)
 	}
-	j, err := scanJob(s.r.QueryRowContext(ctx, s.q(`SELECT `+jobCols+` FROM jobs WHERE id = ?`), n))
+	j, err := scanJob(s.reader().queryRow(ctx, `SELECT `+jobCols+jobFrom+` WHERE id = ?`, n))
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
 	}
@@ -228,11 +283,11 @@ func (s *Store) Jobs(ctx context.Context, f store.JobFilter) ([]store.Job, error
 		where = append(where, "id > ?")
 		args = append(args, n)
 	}
-	query := `SELECT ` + jobCols + ` FROM jobs`
+	query := `SELECT ` + jobCols + jobFrom
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	js, err := s.queryJobs(ctx, s.r, query+" ORDER BY id"+limit(f.Limit), s.args(args)...)
+	js, err := queryJobs(ctx, s.reader(), query+" ORDER BY id"+limit(f.Limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
@@ -241,7 +296,7 @@ func (s *Store) Jobs(ctx context.Context, f store.JobFilter) ([]store.Job, error
 
 // ChangedJobs implements store.Store.
 func (s *Store) ChangedJobs(ctx context.Context, rev int64, n int) ([]store.Job, error) {
-	js, err := s.queryJobs(ctx, s.r, `SELECT `+jobCols+` FROM jobs WHERE rev > ? ORDER BY rev`+limit(n), rev)
+	js, err := queryJobs(ctx, s.reader(), `SELECT `+jobCols+jobFrom+` WHERE rev > ? ORDER BY rev`+limit(n), rev)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs changed after revision %d: %w", rev, err)
 	}
@@ -251,7 +306,7 @@ func (s *Store) ChangedJobs(ctx context.Context, rev int64, n int) ([]store.Job,
 // Rev implements store.Store.
 func (s *Store) Rev(ctx context.Context) (int64, error) {
 	var v int64
-	if err := s.r.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'rev'`).Scan(&v); err != nil {
+	if err := s.reader().queryRow(ctx, `SELECT value FROM counters WHERE name = 'rev'`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read the store revision: %w", err)
 	}
 	return v, nil
@@ -261,23 +316,19 @@ func (s *Store) Rev(ctx context.Context) (int64, error) {
 // are missing from the map.
 func (s *Store) lockJobs(ctx context.Context, tx *sql.Tx, ids []string) (map[string]store.Job, error) {
 	out := make(map[string]store.Job, len(ids))
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		var nums []any
-		for _, id := range ids[:n] {
-			if v, ok := jobID(id); ok {
-				nums = append(nums, v)
-			}
+	var nums []any
+	for _, id := range ids {
+		if v, ok := jobID(id); ok {
+			nums = append(nums, v)
 		}
-		ids = ids[n:]
-		if len(nums) == 0 {
-			continue
-		}
+	}
+	for _, n := range chunks(len(nums), 256) {
 		// ORDER BY id: concurrent lockers take the rows in one order.
-		js, err := s.queryJobs(ctx, tx, `SELECT `+jobCols+` FROM jobs WHERE id IN (`+placeholders(len(nums))+`) ORDER BY id`+s.d.forUpdate, nums...)
+		js, err := queryJobs(ctx, s.in(tx), `SELECT `+jobCols+jobFrom+` WHERE id IN (`+placeholders(n)+`) ORDER BY id`+s.d.lockJobs, nums[:n]...)
 		if err != nil {
 			return nil, fmt.Errorf("read jobs: %w", err)
 		}
+		nums = nums[n:]
 		for _, j := range js {
 			out[j.ID] = j
 		}
@@ -319,7 +370,7 @@ func (s *Store) Apply(ctx context.Context, lease store.Lease, d store.Decisions)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var holder string
 		var term int64
-		err := tx.QueryRowContext(ctx, `SELECT holder, term FROM leases WHERE name = 'scheduler'`+s.d.forUpdate).Scan(&holder, &term)
+		err := s.in(tx).queryRow(ctx, `SELECT holder, term FROM leases WHERE name = 'scheduler'`+s.d.forUpdate).Scan(&holder, &term)
 		if err != nil {
 			return fmt.Errorf("read lease: %w", err)
 		}
@@ -392,36 +443,67 @@ func startIDs(ss []store.StartJob) []string {
 	return out
 }
 
-// SetWaiting implements store.Store: one transaction, 1,000 jobs a
-// statement. Rows whose values are unchanged are not rewritten.
+// SetWaiting implements store.Store, in one transaction. The values go to
+// the waits table; rows whose values are unchanged are not rewritten.
 func (s *Store) SetWaiting(ctx context.Context, ws []store.WaitInfo) error {
-	var rows [][]any
-	for _, w := range ws {
-		if n, ok := jobID(w.ID); ok {
-			rows = append(rows, []any{n, w.Reason, w.Priority, w.EstStart})
+	// The last word on each job: PostgreSQL refuses to upsert one row
+	// twice in a statement.
+	last := make(map[int64]int, len(ws))
+	var ids []int64
+	for i, w := range ws {
+		n, ok := jobID(w.ID)
+		if !ok {
+			continue
 		}
+		if _, seen := last[n]; !seen {
+			ids = append(ids, n)
+		}
+		last[n] = i
 	}
-	if len(rows) == 0 {
+	if len(ids) == 0 {
 		return nil
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		for len(rows) > 0 {
-			n := min(len(rows), 1000)
-			var vals []any
-			for _, r := range rows[:n] {
-				vals = append(vals, r...)
+	const upsert = ` ON CONFLICT (job) DO UPDATE SET
+		wait_reason = excluded.wait_reason, wait_priority = excluded.wait_priority, wait_est = excluded.wait_est
+		WHERE waits.wait_reason <> excluded.wait_reason OR waits.wait_priority <> excluded.wait_priority OR waits.wait_est <> excluded.wait_est`
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if !s.d.postgres {
+			st, err := s.in(tx).prepare(ctx, `INSERT INTO waits (job, wait_reason, wait_priority, wait_est)
+				SELECT id, ?, ?, ? FROM jobs WHERE id = ? AND state = 'pending'`+upsert)
+			if err != nil {
+				return err
 			}
-			query := valuesCTE([]string{"id", "reason", "priority", "est_start"}, []string{"BIGINT", "TEXT", "BIGINT", "BIGINT"}, n) +
-				`UPDATE jobs SET reason = v.reason, priority = v.priority, est_start = v.est_start FROM v
-				WHERE jobs.id = v.id AND jobs.state = 'pending'
-				AND (jobs.reason <> v.reason OR jobs.priority <> v.priority OR jobs.est_start <> v.est_start)`
-			if _, err := s.exec(ctx, tx, query, vals...); err != nil {
-				return fmt.Errorf("record why %d jobs wait: %w", n, err)
+			for _, id := range ids {
+				w := ws[last[id]]
+				if _, err := st.ExecContext(ctx, w.Reason, w.Priority, w.EstStart, id); err != nil {
+					return fmt.Errorf("record why job %d waits: %w", id, err)
+				}
 			}
-			rows = rows[n:]
+			return nil
+		}
+		// PostgreSQL: one statement over arrays for up to 10,000 jobs,
+		// not a round trip each.
+		for _, n := range chunks(len(ids), 8192) {
+			reasons, prios, ests := make([]string, n), make([]int64, n), make([]int64, n)
+			for i, id := range ids[:n] {
+				w := ws[last[id]]
+				reasons[i], prios[i], ests[i] = s.text(w.Reason), w.Priority, w.EstStart
+			}
+			_, err := s.in(tx).exec(ctx, `INSERT INTO waits (job, wait_reason, wait_priority, wait_est)
+				SELECT v.job, v.reason, v.priority, v.est
+				FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::bigint[]) AS v(job, reason, priority, est), jobs
+				WHERE jobs.id = v.job AND jobs.state = 'pending'`+upsert, ids[:n], reasons, prios, ests)
+			if err != nil {
+				return err
+			}
+			ids = ids[n:]
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("record why %d jobs wait: %w", len(last), err)
+	}
+	return nil
 }
 
 // AddEvents implements store.Store; events of one call commit together.
@@ -446,7 +528,7 @@ func (s *Store) Events(ctx context.Context, job string, after int64, n int) ([]s
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, time, kind, detail FROM events WHERE job = ? AND id > ? ORDER BY id`+limit(n)), id, after)
+	rows, err := s.reader().query(ctx, `SELECT id, time, kind, detail FROM events WHERE job = ? AND id > ? ORDER BY id`+limit(n), id, after)
 	if err != nil {
 		return nil, fmt.Errorf("list events of job %s: %w", job, err)
 	}

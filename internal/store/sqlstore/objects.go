@@ -17,7 +17,7 @@ func (s *Store) putJSON(ctx context.Context, table, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s %s: %w", table, name, err)
 	}
-	_, err = s.exec(ctx, s.w, `INSERT INTO `+table+` (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data`, name, string(data))
+	_, err = s.writer().exec(ctx, `INSERT INTO `+table+` (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data`, name, string(data))
 	if err != nil {
 		return fmt.Errorf("put %s %s: %w", table, name, err)
 	}
@@ -26,7 +26,7 @@ func (s *Store) putJSON(ctx context.Context, table, name string, v any) error {
 
 // listJSON reads every object of a table, by name.
 func listJSON[T any](ctx context.Context, s *Store, table string) ([]T, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT data FROM `+table+` ORDER BY name`)
+	rows, err := s.reader().query(ctx, `SELECT data FROM `+table+` ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", table, err)
 	}
@@ -92,12 +92,12 @@ func scanNode(sc interface{ Scan(...any) error }) (store.Node, error) {
 	return n, nil
 }
 
-func (s *Store) writeNode(ctx context.Context, db execer, n *store.Node) error {
+func (s *Store) writeNode(ctx context.Context, o on, n *store.Node) error {
 	data, err := json.Marshal(n)
 	if err != nil {
 		return fmt.Errorf("encode node %s: %w", n.Name, err)
 	}
-	_, err = s.exec(ctx, db, `INSERT INTO nodes (name, rev, heartbeat, data) VALUES (?, ?, ?, ?)
+	_, err = o.exec(ctx, `INSERT INTO nodes (name, rev, heartbeat, data) VALUES (?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET rev = excluded.rev, heartbeat = excluded.heartbeat, data = excluded.data`,
 		n.Name, n.Rev, n.Heartbeat, string(data))
 	if err != nil {
@@ -110,19 +110,19 @@ func (s *Store) writeNode(ctx context.Context, db execer, n *store.Node) error {
 func (s *Store) PutNode(ctx context.Context, n store.Node) (store.Node, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var rev int64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT rev FROM nodes WHERE name = ?`+s.d.forUpdate), n.Name).Scan(&rev)
+		err := s.in(tx).queryRow(ctx, `SELECT rev FROM nodes WHERE name = ?`+s.d.forUpdate, n.Name).Scan(&rev)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		n.Rev = rev + 1
-		return s.writeNode(ctx, tx, &n)
+		return s.writeNode(ctx, s.in(tx), &n)
 	})
 	return n, err
 }
 
 // Node implements store.Store.
 func (s *Store) Node(ctx context.Context, name string) (store.Node, error) {
-	n, err := scanNode(s.r.QueryRowContext(ctx, s.q(`SELECT data, rev, heartbeat FROM nodes WHERE name = ?`), name))
+	n, err := scanNode(s.reader().queryRow(ctx, `SELECT data, rev, heartbeat FROM nodes WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return n, fmt.Errorf("node %s: %w", name, store.ErrNotFound)
 	}
@@ -131,7 +131,7 @@ func (s *Store) Node(ctx context.Context, name string) (store.Node, error) {
 
 // Nodes implements store.Store.
 func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT data, rev, heartbeat FROM nodes ORDER BY name`)
+	rows, err := s.reader().query(ctx, `SELECT data, rev, heartbeat FROM nodes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
@@ -152,7 +152,7 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*store.Node
 	var n store.Node
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		n, err = scanNode(tx.QueryRowContext(ctx, s.q(`SELECT data, rev, heartbeat FROM nodes WHERE name = ?`+s.d.forUpdate), name))
+		n, err = scanNode(s.in(tx).queryRow(ctx, `SELECT data, rev, heartbeat FROM nodes WHERE name = ?`+s.d.forUpdate, name))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("node %s: %w", name, store.ErrNotFound)
 		}
@@ -164,25 +164,24 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*store.Node
 		}
 		n.Name = name
 		n.Rev++
-		return s.writeNode(ctx, tx, &n)
+		return s.writeNode(ctx, s.in(tx), &n)
 	})
 	return n, err
 }
 
-// Heartbeats implements store.Store: one transaction, 1,000 nodes a
+// Heartbeats implements store.Store: one transaction, up to 512 nodes a
 // statement. A heartbeat older than the one recorded is ignored.
 func (s *Store) Heartbeats(ctx context.Context, names []string, t int64) error {
 	if len(names) == 0 {
 		return nil
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		for len(names) > 0 {
-			n := min(len(names), 1000)
+		for _, n := range chunks(len(names), 512) {
 			args := []any{t, t}
 			for _, name := range names[:n] {
 				args = append(args, name)
 			}
-			if _, err := s.exec(ctx, tx, `UPDATE nodes SET heartbeat = ? WHERE heartbeat < ? AND name IN (`+placeholders(n)+`)`, args...); err != nil {
+			if _, err := s.in(tx).exec(ctx, `UPDATE nodes SET heartbeat = ? WHERE heartbeat < ? AND name IN (`+placeholders(n)+`)`, args...); err != nil {
 				return fmt.Errorf("record heartbeats of %d nodes: %w", n, err)
 			}
 			names = names[n:]
@@ -195,7 +194,7 @@ func (s *Store) Heartbeats(ctx context.Context, names []string, t int64) error {
 
 // PutMember implements store.Store.
 func (s *Store) PutMember(ctx context.Context, m store.Member) error {
-	_, err := s.exec(ctx, s.w, `INSERT INTO members (project, user_name, role) VALUES (?, ?, ?)
+	_, err := s.writer().exec(ctx, `INSERT INTO members (project, user_name, role) VALUES (?, ?, ?)
 		ON CONFLICT (project, user_name) DO UPDATE SET role = excluded.role`, m.Project, m.User, string(m.Role))
 	if err != nil {
 		return fmt.Errorf("put member %s of %q: %w", m.User, m.Project, err)
@@ -205,7 +204,7 @@ func (s *Store) PutMember(ctx context.Context, m store.Member) error {
 
 // DeleteMember implements store.Store.
 func (s *Store) DeleteMember(ctx context.Context, project, user string) error {
-	res, err := s.exec(ctx, s.w, `DELETE FROM members WHERE project = ? AND user_name = ?`, project, user)
+	res, err := s.writer().exec(ctx, `DELETE FROM members WHERE project = ? AND user_name = ?`, project, user)
 	if err != nil {
 		return fmt.Errorf("delete member %s of %q: %w", user, project, err)
 	}
@@ -226,7 +225,7 @@ func (s *Store) Members(ctx context.Context, project, user string) ([]store.Memb
 		query += ` WHERE project = ?`
 		args = append(args, project)
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(query+` ORDER BY project, user_name`), args...)
+	rows, err := s.reader().query(ctx, query+` ORDER BY project, user_name`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +249,7 @@ func (s *Store) PutToken(ctx context.Context, t store.Token) error {
 	if err != nil {
 		return fmt.Errorf("encode token %s: %w", t.ID, err)
 	}
-	_, err = s.exec(ctx, s.w, `INSERT INTO tokens (id, user_name, hash, data) VALUES (?, ?, ?, ?)`, t.ID, t.User, t.Hash, string(data))
+	_, err = s.writer().exec(ctx, `INSERT INTO tokens (id, user_name, hash, data) VALUES (?, ?, ?, ?)`, t.ID, t.User, t.Hash, string(data))
 	if unique(err) {
 		return fmt.Errorf("token %s: its ID or hash is taken: %w", t.ID, store.ErrConflict)
 	}
@@ -281,7 +280,7 @@ func (s *Store) scanTokens(rows *sql.Rows) ([]store.Token, error) {
 
 // TokenByHash implements store.Store.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT data, hash FROM tokens WHERE hash = ?`), hash)
+	rows, err := s.reader().query(ctx, `SELECT data, hash FROM tokens WHERE hash = ?`, hash)
 	if err != nil {
 		return store.Token{}, err
 	}
@@ -297,7 +296,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 
 // Tokens implements store.Store.
 func (s *Store) Tokens(ctx context.Context, user string) ([]store.Token, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT data, hash FROM tokens WHERE user_name = ? ORDER BY id`), user)
+	rows, err := s.reader().query(ctx, `SELECT data, hash FROM tokens WHERE user_name = ? ORDER BY id`, user)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +305,7 @@ func (s *Store) Tokens(ctx context.Context, user string) ([]store.Token, error) 
 
 // DeleteToken implements store.Store.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
-	res, err := s.exec(ctx, s.w, `DELETE FROM tokens WHERE id = ?`, id)
+	res, err := s.writer().exec(ctx, `DELETE FROM tokens WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete token %s: %w", id, err)
 	}
@@ -328,7 +327,7 @@ func (s *Store) Audit(ctx context.Context, e store.AuditEntry) error {
 
 // AuditLog implements store.Store.
 func (s *Store) AuditLog(ctx context.Context, after int64, n int) ([]store.AuditEntry, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, time, actor, action, target, remote, status FROM audit WHERE id > ? ORDER BY id`+limit(n)), after)
+	rows, err := s.reader().query(ctx, `SELECT id, time, actor, action, target, remote, status FROM audit WHERE id > ? ORDER BY id`+limit(n), after)
 	if err != nil {
 		return nil, fmt.Errorf("read the audit log: %w", err)
 	}
@@ -350,7 +349,7 @@ func (s *Store) AcquireLease(ctx context.Context, holder string, now, ttl int64)
 	var l store.Lease
 	ok := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT holder, term, expires FROM leases WHERE name = 'scheduler'`+s.d.forUpdate).Scan(&l.Holder, &l.Term, &l.Expires)
+		err := s.in(tx).queryRow(ctx, `SELECT holder, term, expires FROM leases WHERE name = 'scheduler'`+s.d.forUpdate).Scan(&l.Holder, &l.Term, &l.Expires)
 		if err != nil {
 			return fmt.Errorf("read lease: %w", err)
 		}
@@ -364,7 +363,7 @@ func (s *Store) AcquireLease(ctx context.Context, holder string, now, ttl int64)
 		default:
 			return nil
 		}
-		_, err = s.exec(ctx, tx, `UPDATE leases SET holder = ?, term = ?, expires = ? WHERE name = 'scheduler'`, l.Holder, l.Term, l.Expires)
+		_, err = s.in(tx).exec(ctx, `UPDATE leases SET holder = ?, term = ?, expires = ? WHERE name = 'scheduler'`, l.Holder, l.Term, l.Expires)
 		return err
 	})
 	return l, ok, err

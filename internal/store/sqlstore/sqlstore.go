@@ -42,14 +42,20 @@ import (
 type dialect struct {
 	postgres  bool
 	autoID    string // an auto-increment primary key column type
+	key       string // a 64-bit integer primary key column type
 	blob      string
 	forUpdate string // row lock suffix of a SELECT in a transaction
+	lockJobs  string // the same for a SELECT of jobs joined with waits
 }
 
 // dialects, by engine; values, never changed.
-func sqliteDialect() dialect { return dialect{autoID: "INTEGER PRIMARY KEY", blob: "BLOB"} }
+func sqliteDialect() dialect {
+	return dialect{autoID: "INTEGER PRIMARY KEY", key: "INTEGER PRIMARY KEY", blob: "BLOB"}
+}
+
 func postgresDialect() dialect {
-	return dialect{postgres: true, autoID: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", forUpdate: " FOR UPDATE"}
+	return dialect{postgres: true, autoID: "BIGSERIAL PRIMARY KEY", key: "BIGINT PRIMARY KEY", blob: "BYTEA",
+		forUpdate: " FOR UPDATE", lockJobs: " FOR UPDATE OF jobs"}
 }
 
 // Store is a store.Store on SQLite or PostgreSQL.
@@ -62,6 +68,8 @@ type Store struct {
 	stopped chan struct{}
 	mu      sync.RWMutex // held for reading while sending on queue
 	closed  bool
+
+	stmts stmts
 
 	// beforeCommit, when set (by tests, before any write), runs first in
 	// every group commit's transaction; an error fails the transaction.
@@ -81,6 +89,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // create stores of an older version with it.
 func open(ctx context.Context, u string, upTo int) (*Store, error) {
 	s := &Store{queue: make(chan *write, 4096), stopped: make(chan struct{})}
+	s.stmts.byKey, s.stmts.pending = map[stmtKey]*sql.Stmt{}, map[string]bool{}
 	var err error
 	switch {
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
@@ -106,7 +115,8 @@ func open(ctx context.Context, u string, upTo int) (*Store, error) {
 		// returns, so an acknowledged job survives a power cut.
 		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 			"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
-		if s.w, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
+		// temp_store: statement journals in memory, not in temporary files.
+		if s.w, err = sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=cache_size(-65536)&_pragma=temp_store(2)"); err != nil {
 			return nil, err
 		}
 		// One writer connection: our own writes queue in Go, never on
@@ -151,6 +161,7 @@ func (s *Store) Close() error {
 	close(s.queue)
 	s.mu.Unlock()
 	<-s.stopped
+	s.closeStmts()
 	var err error
 	if s.r != s.w {
 		err = s.r.Close()
@@ -202,18 +213,9 @@ func (s *Store) args(args []any) []any {
 	return args
 }
 
-// execer is a database or a transaction.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-// exec runs a writing statement written with ? placeholders.
-func (s *Store) exec(ctx context.Context, db execer, query string, args ...any) (sql.Result, error) {
-	return db.ExecContext(ctx, s.q(query), s.args(args)...)
-}
-
 // tx runs fn in a write transaction and commits it.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	defer s.preparePending(context.Background())
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -231,7 +233,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // next takes n values of a counter and returns the first.
 func (s *Store) next(ctx context.Context, tx *sql.Tx, counter string, n int) (int64, error) {
 	var last int64
-	err := tx.QueryRowContext(ctx, s.q(`UPDATE counters SET value = value + ? WHERE name = ? RETURNING value`), n, counter).Scan(&last)
+	err := s.in(tx).queryRow(ctx, `UPDATE counters SET value = value + ? WHERE name = ? RETURNING value`, n, counter).Scan(&last)
 	if err != nil {
 		return 0, fmt.Errorf("take %d from counter %s: %w", n, counter, err)
 	}
@@ -257,6 +259,7 @@ func unique(err error) bool {
 // write is one caller's share of a group commit.
 type write struct {
 	jobs   []store.Job // as the caller gave them
+	data   []string    // their encodeJob, made by the caller
 	audit  []store.AuditEntry
 	events []store.Event
 	out    []store.Job // the jobs as committed, with IDs and revisions
@@ -337,6 +340,7 @@ func (s *Store) commit(group []*write) error {
 		}
 		var (
 			jobs   []*store.Job
+			data   []string
 			audit  []store.AuditEntry
 			events []store.Event
 		)
@@ -345,6 +349,7 @@ func (s *Store) commit(group []*write) error {
 			for i := range w.out {
 				jobs = append(jobs, &w.out[i])
 			}
+			data = append(data, w.data...)
 			audit = append(audit, w.audit...)
 			events = append(events, w.events...)
 		}
@@ -372,7 +377,7 @@ func (s *Store) commit(group []*write) error {
 					}
 				}
 			}
-			if err := s.insertJobs(ctx, tx, jobs); err != nil {
+			if err := s.insertJobs(ctx, tx, jobs, data); err != nil {
 				return err
 			}
 		}
@@ -395,11 +400,10 @@ func (s *Store) commit(group []*write) error {
 	})
 }
 
-// insertRows writes rows with multi-row INSERTs of up to 200 rows each.
+// insertRows writes rows with multi-row INSERTs of up to 128 rows each.
 func insertRows[T any](ctx context.Context, s *Store, tx *sql.Tx, prefix string, cols int, rows []T, args func(T) []any) error {
 	tuple := "(" + strings.Repeat("?,", cols-1) + "?)"
-	for len(rows) > 0 {
-		n := min(len(rows), 200)
+	for _, n := range chunks(len(rows), 128) {
 		var b strings.Builder
 		b.WriteString(prefix)
 		vals := make([]any, 0, n*cols)
@@ -410,7 +414,7 @@ func insertRows[T any](ctx context.Context, s *Store, tx *sql.Tx, prefix string,
 			b.WriteString(tuple)
 			vals = append(vals, args(rows[i])...)
 		}
-		if _, err := s.exec(ctx, tx, b.String(), vals...); err != nil {
+		if _, err := s.in(tx).exec(ctx, b.String(), vals...); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
 		rows = rows[n:]

@@ -274,3 +274,38 @@ func TestTextPostgresRefuses(t *testing.T) {
 		}
 	})
 }
+
+// TestStaleWaitIsIgnored: a waits row written by a pass that raced with
+// the job's start (possible on PostgreSQL) does not show on the running
+// job, and goes when the job is next written.
+func TestStaleWaitIsIgnored(t *testing.T) {
+	t.Parallel()
+	engines(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		st, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		js, err := st.SubmitJobs(ctx, []store.Job{testJob("")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		running, err := st.UpdateJob(ctx, js[0].ID, func(j *store.Job) error { j.State = model.JobRunning; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.w.ExecContext(ctx, st.q(`INSERT INTO waits (job, wait_reason, wait_priority, wait_est) VALUES (?, 'Priority', 9, 99)`), 1); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := st.Job(ctx, "1"); got.Reason != "" || got.Priority != 0 || got.EstStart != 0 {
+			t.Errorf("running job shows a stale wait: %+v", got)
+		}
+		if _, err := st.UpdateJob(ctx, "1", func(j *store.Job) error { j.State = model.JobPending; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := st.Job(ctx, "1"); got.Reason != running.Reason || got.EstStart != 0 {
+			t.Errorf("requeued job shows a stale wait: %+v", got)
+		}
+	})
+}

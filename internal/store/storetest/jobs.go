@@ -422,11 +422,28 @@ func testSetWaiting(t *testing.T, open Opener) {
 	if got, _ := st.Job(ctx, running.ID); got.Reason != running.Reason || got.Priority != running.Priority {
 		t.Errorf("SetWaiting changed a running job: %+v", got)
 	}
-	if rev, _ := st.Rev(ctx); rev != before {
-		t.Errorf("SetWaiting moved the revision from %d to %d", before, rev)
+	// An update sees the recorded reason and keeps it; a later pass's
+	// reason replaces it.
+	held, err := st.UpdateJob(ctx, js[0].ID, func(j *store.Job) error {
+		if j.Reason != "Priority" || j.EstStart != 1000 {
+			t.Errorf("UpdateJob's fn sees reason %q, estimate %d; want the recorded Priority, 1000", j.Reason, j.EstStart)
+		}
+		j.Held = true
+		return nil
+	})
+	must(t, err)
+	if got, _ := st.Job(ctx, js[0].ID); got.Reason != "Priority" || got.EstStart != 1000 || !got.Held || got.Rev != held.Rev {
+		t.Errorf("after an update: %+v; want it held, its recorded reason kept", got)
 	}
-	if feed, _ := st.ChangedJobs(ctx, before, 10); len(feed) != 0 {
-		t.Errorf("SetWaiting shows in the change feed: %d jobs", len(feed))
+	must(t, st.SetWaiting(ctx, []store.WaitInfo{{ID: js[0].ID, Reason: "JobHeldUser"}}))
+	if got, _ := st.Job(ctx, js[0].ID); got.Reason != "JobHeldUser" || got.Priority != 0 || got.EstStart != 0 {
+		t.Errorf("after the next pass: reason %q, priority %d, estimate %d; want JobHeldUser, 0, 0", got.Reason, got.Priority, got.EstStart)
+	}
+	if rev, _ := st.Rev(ctx); rev != before+1 { // the update's
+		t.Errorf("SetWaiting moved the revision: %d after %d and one update", rev, before)
+	}
+	if feed, _ := st.ChangedJobs(ctx, before, 10); len(feed) != 1 {
+		t.Errorf("SetWaiting shows in the change feed: %d jobs; want the updated one", len(feed))
 	}
 	must(t, st.SetWaiting(ctx, nil))
 }
