@@ -17,6 +17,12 @@
 // ChangedJobs(rev) can never see R+1 while R is still in flight and then
 // skip R forever — which is what the scheduler loop's view relies on.
 // SQLite has one writer at a time, which gives the same order.
+//
+// Why a pending job waits (reason, priority, estimated start), which every
+// scheduling pass rewrites for thousands of jobs without a revision, lives
+// in a narrow waits table beside the jobs: rewriting the wide job rows and
+// their seven index entries made a pass over 20,000 jobs cost over a second
+// on PostgreSQL.
 package sqlstore
 
 import (
