@@ -246,6 +246,35 @@ func (s *Store) next(ctx context.Context, tx *sql.Tx, counter string, n int) (in
 	return last - int64(n) + 1, nil
 }
 
+// nextJobs takes n job IDs and n revisions in one statement (one round
+// trip fewer on PostgreSQL) and returns the first of each.
+func (s *Store) nextJobs(ctx context.Context, tx *sql.Tx, n int) (id, rev int64, err error) {
+	rows, err := s.in(tx).query(ctx, `UPDATE counters SET value = value + CAST(? AS BIGINT) WHERE name IN ('job', 'rev') RETURNING name, value`, n)
+	if err != nil {
+		return 0, 0, fmt.Errorf("take %d job IDs and revisions: %w", n, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var last int64
+		if err := rows.Scan(&name, &last); err != nil {
+			return 0, 0, fmt.Errorf("take %d job IDs and revisions: %w", n, err)
+		}
+		if name == "job" {
+			id = last - int64(n) + 1
+		} else {
+			rev = last - int64(n) + 1
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("take %d job IDs and revisions: %w", n, err)
+	}
+	if id == 0 || rev == 0 {
+		return 0, 0, fmt.Errorf("take %d job IDs and revisions: the counters are missing", n)
+	}
+	return id, rev, nil
+}
+
 // unique reports whether err is a unique-key violation: the name is taken.
 func unique(err error) bool {
 	var pg interface{ SQLState() string }
@@ -360,11 +389,7 @@ func (s *Store) commit(group []*write) error {
 			events = append(events, w.events...)
 		}
 		if len(jobs) > 0 {
-			id, err := s.next(ctx, tx, "job", len(jobs))
-			if err != nil {
-				return err
-			}
-			rev, err := s.next(ctx, tx, "rev", len(jobs))
+			id, rev, err := s.nextJobs(ctx, tx, len(jobs))
 			if err != nil {
 				return err
 			}
