@@ -84,6 +84,7 @@ func (l *execLauncher) Start(_ context.Context, s Spec) (Process, error) {
 		if strings.HasPrefix(s.Script, "#!") {
 			argv = []string{path} // the kernel reads the #! line
 		}
+		argv = append(argv, s.Args...)
 	}
 	if len(argv) == 0 {
 		return nil, errors.New("the job runs nothing: no script and no command")

@@ -48,8 +48,9 @@ type exitStatus = ExitStatus
 
 // Spec is one rank to start, everything resolved.
 type Spec struct {
-	Key     string   // job.epoch.rank, for logs and file names
-	Script  string   // a batch script, or
+	Key     string // job.epoch.rank, for logs and file names
+	Script  string // a batch script, with Args, or
+	Args    []string
 	Command []string // an argv
 	WorkDir string
 	Env     map[string]string // the whole environment
@@ -102,7 +103,7 @@ func (a *Agent) spec(o api.Run, devs []int) Spec {
 		deadline = time.Unix(o.Deadline, 0)
 	}
 	return Spec{
-		Key: k.String(), Script: t.Script, Command: t.Command, WorkDir: work,
+		Key: k.String(), Script: t.Script, Args: t.Args, Command: t.Command, WorkDir: work,
 		Env: a.env(o, devs), Stdout: out, Stderr: errf,
 		Deadline: deadline, Signal: t.Signal, SignalBefore: time.Duration(t.SignalBefore) * time.Second, Grace: a.cfg.Grace,
 		CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, StateDir: a.cfg.StateDir,

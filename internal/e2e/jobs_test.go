@@ -21,14 +21,15 @@ import (
 func TestASingleNodeJobRunsAndItsOutputIsServed(t *testing.T) {
 	t.Parallel()
 	f := newFactory(t, 1)
-	spec := f.job(`echo "hello from $USINE_NODE"; echo "devices $CUDA_VISIBLE_DEVICES"; echo "job $USINE_JOB_ID slurm $SLURM_JOB_ID"` + "\n")
+	spec := f.job(`echo "hello from $USINE_NODE"; echo "devices $CUDA_VISIBLE_DEVICES"; echo "job $USINE_JOB_ID slurm $SLURM_JOB_ID"; echo "args $#: $1|$2"` + "\n")
 	spec.Accelerators = 2
+	spec.Task.Args = []string{"first arg", "--second"}
 	id := f.submit(spec)[0].ID
 	j := f.waitJob(id, "completed", ended)
 	if j.State != model.JobCompleted || j.ExitCode != 0 {
 		t.Fatalf("job ended %s (%s), exit %d; want completed, 0", j.State, j.Reason, j.ExitCode)
 	}
-	want := "hello from node1\ndevices 0,1\njob " + id + " slurm " + id + "\n"
+	want := "hello from node1\ndevices 0,1\njob " + id + " slurm " + id + "\nargs 2: first arg|--second\n"
 	if got := waitFile(t, filepath.Join(spec.Task.WorkDir, "usine-"+id+".out")); got != want {
 		t.Errorf("output file %q; want %q", got, want)
 	}

@@ -88,6 +88,7 @@ type Task struct {
 	// Script is a batch script, run by the interpreter on its #! line, else
 	// /bin/sh. Command is an argv run directly when there is no script.
 	Script  string            `json:"script,omitempty"`
+	Args    []string          `json:"args,omitempty"` // the script's arguments ($1 …), as sbatch takes them
 	Command []string          `json:"command,omitempty"`
 	WorkDir string            `json:"workdir,omitempty"` // "" = the submitter's home on the node
 	Env     map[string]string `json:"env,omitempty"`     // added to a clean environment

@@ -184,6 +184,12 @@ func checkTask(t *model.Task) error {
 	if strings.IndexByte(t.Script, 0) >= 0 {
 		return invalid("task.script", "the script holds a NUL byte; is it a binary file?")
 	}
+	if len(t.Args) > 0 && t.Script == "" {
+		return invalid("task.args", "arguments are for a script; put them in task.command after the program instead")
+	}
+	if len(t.Args) > maxEnvVars {
+		return invalid("task.args", "%d arguments; at most %d", len(t.Args), maxEnvVars)
+	}
 	if len(t.Command) > maxEnvVars {
 		return invalid("task.command", "%d arguments; at most %d", len(t.Command), maxEnvVars)
 	}

@@ -539,6 +539,7 @@ func (l *Loop) plan(ctx context.Context, full bool) error {
 			}
 			dec.Starts = append(dec.Starts, sj)
 		}
+		dec.Events = decisionEvents(dec)
 		changed, err := l.s.store.Apply(ctx, l.lease, dec)
 		if err != nil {
 			return fmt.Errorf("commit %d starts and %d preemptions: %w", len(dec.Starts), len(dec.Requeues), err)
@@ -548,13 +549,12 @@ func (l *Loop) plan(ctx context.Context, full bool) error {
 		}
 		l.s.metrics.decisions.WithLabelValues("start").Add(float64(len(dec.Starts)))
 		l.s.metrics.decisions.WithLabelValues("preempt").Add(float64(len(dec.Requeues)))
-		l.recordEvents(ctx, dec)
 	}
 	return l.recordWaits(ctx, d.Waiting, full)
 }
 
-// recordEvents writes a started/preempted event for each decision.
-func (l *Loop) recordEvents(ctx context.Context, dec store.Decisions) {
+// decisionEvents gives a started or preempted event for each decision.
+func decisionEvents(dec store.Decisions) []store.Event {
 	ev := make([]store.Event, 0, len(dec.Starts)+len(dec.Requeues))
 	for _, r := range dec.Requeues {
 		ev = append(ev, store.Event{Job: r.ID, Time: dec.Time, Kind: "preempted", Detail: r.Reason})
@@ -566,9 +566,7 @@ func (l *Loop) recordEvents(ctx context.Context, dec store.Decisions) {
 		}
 		ev = append(ev, store.Event{Job: s.ID, Time: dec.Time, Kind: "started", Detail: "on " + strings.Join(names, ",")})
 	}
-	if err := l.s.store.AddEvents(ctx, ev); err != nil {
-		l.s.log.Error("record scheduler events", "err", err)
-	}
+	return ev
 }
 
 // recordWaits writes the waiting jobs whose reason changed; full passes

@@ -185,6 +185,9 @@ type Decisions struct {
 	Time     int64
 	Starts   []StartJob
 	Requeues []Requeue
+	// Events (started, preempted) of the jobs decided for commit with
+	// the decisions, so a job is never seen started without its event.
+	Events []Event
 }
 
 // Store is the durable state of a factory. Implementations are safe for

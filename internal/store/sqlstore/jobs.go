@@ -419,7 +419,15 @@ func (s *Store) Apply(ctx context.Context, lease store.Lease, d store.Decisions)
 			j.Reason, j.EstStart = "", 0
 			out = append(out, j)
 		}
-		return s.writeJobs(ctx, tx, out)
+		for _, e := range d.Events {
+			if !named[e.Job] {
+				return fmt.Errorf("event %q of job %s, which the pass decided nothing for: %w", e.Kind, e.Job, store.ErrConflict)
+			}
+		}
+		if err := s.writeJobs(ctx, tx, out); err != nil {
+			return err
+		}
+		return s.insertEvents(ctx, tx, d.Events)
 	})
 	if err != nil {
 		return nil, err

@@ -419,16 +419,21 @@ func (s *Store) commit(group []*write) error {
 		if err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
-		err = insertRows(ctx, s, tx, `INSERT INTO events (job, time, kind, detail) VALUES `, 4, events,
-			func(e store.Event) []any {
-				id, _ := jobID(e.Job) // checked by AddEvents
-				return []any{id, e.Time, e.Kind, e.Detail}
-			})
-		if err != nil {
-			return fmt.Errorf("events: %w", err)
-		}
-		return nil
+		return s.insertEvents(ctx, tx, events)
 	})
+}
+
+// insertEvents writes events whose job IDs the caller checked.
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event) error {
+	err := insertRows(ctx, s, tx, `INSERT INTO events (job, time, kind, detail) VALUES `, 4, events,
+		func(e store.Event) []any {
+			id, _ := jobID(e.Job)
+			return []any{id, e.Time, e.Kind, e.Detail}
+		})
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	return nil
 }
 
 // insertRows writes rows with multi-row INSERTs of up to 128 rows each.

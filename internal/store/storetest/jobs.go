@@ -322,8 +322,16 @@ func testApply(t *testing.T, open Opener) {
 		t.Errorf("apply under another holder's name: %v; want ErrNotLeader", err)
 	}
 
-	out, err := st.Apply(ctx, lease, store.Decisions{Time: 5, Starts: []store.StartJob{startOf(js[0])}})
+	stray := store.Decisions{Time: 5, Starts: []store.StartJob{startOf(js[0])}, Events: []store.Event{{Job: js[1].ID, Kind: "started"}}}
+	if _, err := st.Apply(ctx, lease, stray); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("apply with an event of a job it decides nothing for: %v; want ErrConflict", err)
+	}
+	started := store.Event{Job: js[0].ID, Time: 5, Kind: "started", Detail: "on n1"}
+	out, err := st.Apply(ctx, lease, store.Decisions{Time: 5, Starts: []store.StartJob{startOf(js[0])}, Events: []store.Event{started}})
 	must(t, err)
+	if ev, err := st.Events(ctx, js[0].ID, 0, 10); err != nil || len(ev) != 1 || ev[0].Kind != "started" || ev[0].Detail != "on n1" {
+		t.Errorf("events after apply = %+v, %v; want the started event committed with the start", ev, err)
+	}
 	want := js[0]
 	want.State, want.Start, want.Alloc, want.Epoch = model.JobRunning, 5, alloc, 1
 	want.Priority = 3 // the last pass's priority stays
