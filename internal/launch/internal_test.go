@@ -64,6 +64,7 @@ func TestRendezvousDefaultsForOneNode(t *testing.T) {
 		"USINE_JOB_ID": "solo", "USINE_JOB_EPOCH": "2", "USINE_NODE_RANK": "0", "USINE_NUM_NODES": "1",
 		"USINE_ACCELERATORS": "0", "USINE_ACCELERATOR_INDEXES": "",
 		"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "1", "NODE_RANK": "0", "RANK": "0", "LOCAL_WORLD_SIZE": "1",
+		"LOCAL_RANK": "0", "NNODES": "1", "GROUP_RANK": "0",
 		"JAX_COORDINATOR_ADDRESS": "127.0.0.1:" + port, "JAX_NUM_PROCESSES": "1", "JAX_PROCESS_ID": "0",
 	}
 	if diff := cmp.Diff(want, env); diff != "" {
@@ -88,6 +89,8 @@ func TestArgvOfScriptsAndCommands(t *testing.T) {
 		{"#!/usr/bin/env python3, spaces and CRLF", model.Task{Script: "#! /usr/bin/env  python3 \r\nprint()"}, []string{"/usr/bin/env", "python3", "S"}},
 		{"a command found in the job's PATH", model.Task{Command: []string{"env", "-0"}}, []string{"/usr/bin/env", "-0"}},
 		{"an absolute command", model.Task{Command: []string{"/bin/sh", "-c", "true"}}, []string{"/bin/sh", "-c", "true"}},
+		{"a script's arguments follow its path", model.Task{Script: "echo $1", Args: []string{"a b", "--c"}}, []string{"/bin/sh", "S", "a b", "--c"}},
+		{"and follow it after a #! line too", model.Task{Script: "#!/bin/sh -e\necho $1", Args: []string{"x"}}, []string{"/bin/sh", "-e", "S", "x"}},
 	} {
 		s := Spec{JobID: "j", Task: tc.task}
 		got, err := s.argv("S", work, env)

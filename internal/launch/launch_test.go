@@ -50,6 +50,7 @@ func TestEnvironmentIsCleanWithTheJobsVariables(t *testing.T) {
 		"CUDA_VISIBLE_DEVICES": "2,3", "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
 		"MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500", "WORLD_SIZE": "16", "NODE_RANK": "1", "RANK": "1",
 		"LOCAL_WORLD_SIZE": "8", "JAX_COORDINATOR_ADDRESS": "10.0.0.1:29500", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1",
+		"LOCAL_RANK": "0", "NNODES": "2", "GROUP_RANK": "1",
 	}
 	for _, k := range []string{"HOME", "USER"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -167,12 +168,16 @@ func TestAJobIsNeverLaunchedTwice(t *testing.T) {
 	// A new run of the job after a requeue, and another rank of a gang
 	// (emulated nodes of one host), are other runs.
 	s.Epoch++
-	wait(t, start(t, l, s))
+	p0 := start(t, l, s)
+	wait(t, p0)
 	s.NodeRank, s.NumNodes = 1, 2
-	p := start(t, l, s)
-	wait(t, p)
-	if got := output(t, p); got != "ran\nran\nran\n" {
-		t.Errorf("output %q: want three runs' lines", got)
+	p1 := start(t, l, s)
+	wait(t, p1)
+	if got := output(t, p0); got != "ran\nran\n" {
+		t.Errorf("rank 0's output %q: want two runs' lines", got)
+	}
+	if got := output(t, p1); got != "ran\n" {
+		t.Errorf("rank 1's output %q: want one run's line", got)
 	}
 }
 
@@ -393,5 +398,32 @@ func TestCapabilitiesSayWhy(t *testing.T) {
 	t.Log(caps)
 	if caps.Cgroup == (caps.CgroupReason != "") || !strings.HasPrefix(caps.String(), "cgroup v2 limits: ") {
 		t.Errorf("capabilities %+v are not one of available, or unavailable with a reason", caps)
+	}
+}
+
+func TestStopSendsTheJobsSignalAndAScriptGetsItsArguments(t *testing.T) {
+	t.Parallel()
+	l := newLauncher(t, "")
+	s := scriptSpec(t, "stop", `trap 'echo checkpoint; exit 0' USR1
+echo "args $#: $1|$2"; touch ready; while :; do sleep 0.05; done`)
+	s.Task.Args = []string{"a b", "--c"}
+	s.NumNodes, s.NodeRank = 2, 1
+	p := start(t, l, s)
+	if want := filepath.Join(s.Task.WorkDir, "usine-stop.1.out"); p.Stdout() != want {
+		t.Errorf("rank 1's default output file is %s; want %s", p.Stdout(), want)
+	}
+	waitFor(t, "the script to start", func() bool { return exists(filepath.Join(s.Task.WorkDir, "ready")) })
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	r, err := p.Stop(ctx, syscall.SIGUSR1, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Killed || r.ExitCode != 0 || r.Signal != "" {
+		t.Errorf("result %+v; want killed by the agent, exit code 0 from the job's own USR1 trap", r)
+	}
+	// (The shell may also say that its sleep died of the signal.)
+	if got := output(t, p); !strings.HasPrefix(got, "args 2: a b|--c\n") || !strings.HasSuffix(got, "checkpoint\n") {
+		t.Errorf("output %q; want the arguments, then the checkpoint", got)
 	}
 }

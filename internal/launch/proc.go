@@ -147,6 +147,13 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 // still runs after grace. It returns the job's result once it has ended
 // (Killed set), or ctx's error. Kill on an ended job returns its result.
 func (p *Proc) Kill(ctx context.Context, grace time.Duration) (Result, error) {
+	return p.Stop(ctx, syscall.SIGTERM, grace)
+}
+
+// Stop is Kill with the signal the job asked to be stopped with (a
+// preempted or cancelled job's --signal, so that it can checkpoint)
+// instead of SIGTERM.
+func (p *Proc) Stop(ctx context.Context, sig syscall.Signal, grace time.Duration) (Result, error) {
 	if r, ok := p.Result(); ok {
 		return r, nil
 	}
@@ -154,7 +161,7 @@ func (p *Proc) Kill(ctx context.Context, grace time.Duration) (Result, error) {
 	if err := os.WriteFile(filepath.Join(p.dir, killedFile), nil, 0o600); err != nil {
 		return Result{}, fmt.Errorf("kill job %s: %w", p.plan.JobID, err)
 	}
-	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, ErrEnded) {
+	if err := p.Signal(sig); err != nil && !errors.Is(err, ErrEnded) {
 		return Result{}, fmt.Errorf("kill job %s: %w", p.plan.JobID, err)
 	}
 	t := time.NewTimer(grace)

@@ -99,6 +99,9 @@ func (s *Spec) check() error {
 	if s.Task.Script == "" && len(s.Task.Command) == 0 {
 		bad("job %s runs nothing: give it a script or a command", s.JobID)
 	}
+	if s.Task.Script == "" && len(s.Task.Args) > 0 {
+		bad("job %s has arguments but no script: put them in its command", s.JobID)
+	}
 	if s.NumNodes < 0 || s.NodeRank < 0 || s.NodeRank >= s.numNodes() {
 		bad("node rank %d of %d nodes: give a rank from 0 to the number of nodes - 1", s.NodeRank, s.NumNodes)
 	}
@@ -141,7 +144,10 @@ func (s *Spec) workDir(home string) (string, error) {
 }
 
 // outputs are the job's stdout and stderr files, absolute; stderr ==
-// stdout when they go together.
+// stdout when they go together. By default usine-JOB.out, and
+// usine-JOB.RANK.out for the other ranks of a gang, so that ranks sharing
+// a working directory do not interleave their lines in one file. The
+// caller expands any %-patterns first.
 func (s *Spec) outputs(work string) (stdout, stderr string) {
 	abs := func(p string) string {
 		if filepath.IsAbs(p) {
@@ -149,7 +155,11 @@ func (s *Spec) outputs(work string) (stdout, stderr string) {
 		}
 		return filepath.Join(work, p)
 	}
-	stdout = abs(cmp.Or(s.Task.Stdout, "usine-"+safeName(s.JobID)+".out"))
+	def := "usine-" + safeName(s.JobID) + ".out"
+	if s.NodeRank > 0 {
+		def = "usine-" + safeName(s.JobID) + "." + strconv.Itoa(s.NodeRank) + ".out"
+	}
+	stdout = abs(cmp.Or(s.Task.Stdout, def))
 	stderr = stdout
 	if s.Task.Stderr != "" {
 		stderr = abs(s.Task.Stderr)
@@ -198,7 +208,9 @@ func (s *Spec) environ(lookup func(string) (string, bool)) map[string]string {
 	maps.Copy(env, map[string]string{
 		"MASTER_ADDR": addr, "MASTER_PORT": port,
 		"WORLD_SIZE": strconv.Itoa(cmp.Or(r.WorldSize, nodes)), "NODE_RANK": rank, "RANK": rank,
-		"LOCAL_WORLD_SIZE":        strconv.Itoa(cmp.Or(r.LocalWorldSize, 1)),
+		"LOCAL_WORLD_SIZE": strconv.Itoa(cmp.Or(r.LocalWorldSize, 1)), "LOCAL_RANK": "0",
+		// torchrun --nnodes=$NNODES --node_rank=$GROUP_RANK spreads further.
+		"NNODES": strconv.Itoa(nodes), "GROUP_RANK": rank,
 		"JAX_COORDINATOR_ADDRESS": addr + ":" + port, "JAX_NUM_PROCESSES": strconv.Itoa(nodes), "JAX_PROCESS_ID": rank,
 	})
 	if len(r.Nodes) > 0 {
@@ -229,13 +241,14 @@ func masterPort(job string, epoch int64) int {
 
 // argv is what runs: for a script, the interpreter its #! line names
 // (with its one optional argument, as the kernel reads it) or /bin/sh,
-// then the script's path; for a command, its program resolved in the
-// job's PATH, or in the working directory when it holds a slash.
+// then the script's path and its arguments (Task.Args, $1 …); for a
+// command, its program resolved in the job's PATH, or in the working
+// directory when it holds a slash.
 func (s *Spec) argv(scriptPath, work string, env map[string]string) ([]string, error) {
 	if s.Task.Script != "" {
 		line, _, _ := strings.Cut(s.Task.Script, "\n")
 		if !strings.HasPrefix(line, "#!") {
-			return []string{"/bin/sh", scriptPath}, nil
+			return append([]string{"/bin/sh", scriptPath}, s.Task.Args...), nil
 		}
 		line = strings.TrimSpace(strings.TrimSuffix(line[2:], "\r"))
 		interp, arg, _ := strings.Cut(strings.ReplaceAll(line, "\t", " "), " ")
@@ -253,7 +266,7 @@ func (s *Spec) argv(scriptPath, work string, env map[string]string) ([]string, e
 		if arg = strings.TrimSpace(arg); arg != "" {
 			out = append(out, arg)
 		}
-		return append(out, scriptPath), nil
+		return append(append(out, scriptPath), s.Task.Args...), nil
 	}
 	prog := s.Task.Command[0]
 	var path string
