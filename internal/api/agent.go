@@ -59,6 +59,12 @@ type Run struct {
 	MemoryMiB    int64 `json:"memory_mib,omitempty"`
 	// Deadline is when the time limit runs out, Unix seconds.
 	Deadline int64 `json:"deadline"`
+	// AgentURLs are every rank's agent URL, in rank order ("" for an agent
+	// that serves none), and StepKey the secret of this run of the job:
+	// srun, inside the job, presents it to the agents to start tasks on the
+	// job's nodes (POST AgentURL/steps/{job}).
+	AgentURLs []string `json:"agent_urls,omitempty"`
+	StepKey   string   `json:"step_key,omitempty"`
 }
 
 // SignalOrder asks for a signal to a running job.

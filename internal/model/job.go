@@ -103,4 +103,9 @@ type Task struct {
 	// Requeue asks for the job to go back to the queue, rather than fail,
 	// when its node is lost or it is preempted.
 	Requeue bool `json:"requeue,omitempty"`
+	// BatchHost runs the script as Slurm runs a batch script: once, on the
+	// job's first node. The other nodes hold their share of the allocation
+	// for the job's srun steps, and the job ends when the script ends.
+	// sbatch sets it; without it every node runs the script.
+	BatchHost bool `json:"batch_host,omitempty"`
 }

@@ -15,6 +15,10 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,6 +80,8 @@ type agentHub struct {
 	beats   map[string]struct{}              // heartbeats not yet written
 	heard   map[string]time.Time             // last word from each node's agent here
 	seq     int64
+	// stepSecret keys the step keys of runs (stepKey).
+	stepSecret []byte
 }
 
 type tombstone struct {
@@ -108,6 +114,11 @@ func newAgentHub(s *Server) *agentHub {
 		beats:     map[string]struct{}{},
 		heard:     map[string]time.Time{},
 		seq:       time.Now().UnixNano(), // unique across restarts: agents run each once
+	}
+	h.stepSecret = s.cfg.StepSecret
+	if len(h.stepSecret) == 0 {
+		h.stepSecret = make([]byte, 32)
+		_, _ = rand.Read(h.stepSecret) // never fails on Linux (crypto/rand documents it)
 	}
 	if h.timeout <= 0 {
 		h.timeout = defaultNodeTimeout
@@ -346,10 +357,12 @@ func (h *agentHub) orders(ctx context.Context, node string) api.Orders {
 	slices.SortFunc(jobs, func(a, b store.Job) int { return strings.Compare(a.ID, b.ID) })
 	for _, j := range jobs {
 		r := api.Run{Job: j, Epoch: j.Epoch, Rank: -1, Deadline: j.Start + j.Limit,
-			Nodes: make([]string, len(j.Alloc)), Addresses: make([]string, len(j.Alloc))}
+			Nodes: make([]string, len(j.Alloc)), Addresses: make([]string, len(j.Alloc)),
+			AgentURLs: make([]string, len(j.Alloc)), StepKey: h.stepKey(j.ID, j.Epoch)}
 		for i, a := range j.Alloc {
 			r.Nodes[i] = a.Node
-			r.Addresses[i] = h.address(ctx, a.Node).address
+			addr := h.address(ctx, a.Node)
+			r.Addresses[i], r.AgentURLs[i] = addr.address, addr.agentURL
 			if a.Node == node && r.Rank < 0 {
 				r.Rank, r.Accelerators, r.CPUs, r.MemoryMiB = i, a.Accelerators, a.CPUs, a.MemoryMiB
 			}
@@ -357,6 +370,15 @@ func (h *agentHub) orders(ctx context.Context, node string) api.Orders {
 		o.Runs = append(o.Runs, r)
 	}
 	return o
+}
+
+// stepKey is the secret that lets srun, inside one run of a job, start
+// tasks on the job's nodes: an HMAC of the job and epoch, so that every
+// replica sharing Config.StepSecret gives the same key.
+func (h *agentHub) stepKey(job string, epoch int64) string {
+	m := hmac.New(sha256.New, h.stepSecret)
+	fmt.Fprintf(m, "%s/%d", job, epoch)
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // address is how a node's agent is reached, from a short-lived cache.
@@ -850,7 +872,9 @@ func (s *Server) endRank(ctx context.Context, node string, rs api.RunState) (boo
 					done++
 				}
 			}
-			if done < len(j.Alloc) {
+			// A batch script (Task.BatchHost) decides alone: the other
+			// ranks only hold their nodes for its srun steps.
+			if done < len(j.Alloc) && !(j.Task.BatchHost && rs.Rank == 0) {
 				return nil // the other ranks still run
 			}
 			j.State, j.Reason = model.JobCompleted, ""
