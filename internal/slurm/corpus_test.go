@@ -78,8 +78,8 @@ func describe(r *Request, warnings []string, j model.Job, tk model.Task) string 
 		}
 		add("deps=%s", strings.Join(deps, ","))
 	}
-	if len(tk.Command) > 0 {
-		add("args=%d", len(tk.Command))
+	if len(tk.Args) > 0 {
+		add("args=%d", len(tk.Args))
 	}
 	for _, kv := range [][2]string{{"project", j.Project}, {"partition", j.Partition}, {"qos", j.QoS}, {"name", j.Name}} {
 		if kv[1] != "" {

@@ -165,8 +165,7 @@ func (r *Request) shape() (shape, error) {
 //     stay 0 unless an option asks for them;
 //   - --switches=1 sets OneBlock; -t sets Limit (0 when absent or
 //     UNLIMITED: the server applies the partition's limit);
-//   - the task gets the script, its arguments in Command (model.Task has no
-//     separate field for a script's arguments), the working directory, the
+//   - the task gets the script, its arguments (Args), the working directory, the
 //     environment --export passes plus Slurm's submission variables
 //     (SLURM_SUBMIT_DIR, SLURM_SUBMIT_HOST and the SLURM_NTASKS,
 //     SLURM_CPUS_PER_TASK… of the options given, which TaskLayout reads
@@ -217,7 +216,7 @@ func (r *Request) Job() (model.Job, model.Task, error) {
 
 	task := model.Task{
 		Script:       string(r.Script),
-		Command:      append([]string(nil), r.ScriptArgs...),
+		Args:         append([]string(nil), r.ScriptArgs...),
 		WorkDir:      r.SubmitDir,
 		Env:          r.taskEnv(sh),
 		Stdout:       r.Output,
