@@ -20,6 +20,8 @@ type Ledger struct {
 	ids      []string            // every grant's ID, sorted
 	seq      int64
 	emitted  map[noticeKey]bool
+	// restored: built by Restore from sums, without entries.
+	restored bool
 }
 
 // account is one grant's running sums.

@@ -194,6 +194,7 @@ type Decisions struct {
 // concurrent use.
 type Store interface {
 	Close() error
+	Grants // calls, proposals, grants and their ledger (grants.go)
 
 	// SubmitJobs assigns IDs, sets every job pending and commits them in one
 	// transaction; it returns once the commit is durable. Jobs of one call

@@ -146,6 +146,16 @@ func Sum(records []Record, opts Options) (*Report, error) {
 	if err := opts.check(); err != nil {
 		return nil, fmt.Errorf("usage report: %w", err)
 	}
+	s := newSummer(&opts)
+	for i := range records {
+		if err := s.add(&records[i]); err != nil {
+			return nil, fmt.Errorf("usage report: record %d (job %s): %w", i, records[i].Job, err)
+		}
+	}
+	return s.report(), nil
+}
+
+func newSummer(opts *Options) *summer {
 	util := opts.Utilisation
 	if util == 0 {
 		util = DefaultUtilisation
@@ -154,14 +164,13 @@ func Sum(records []Record, opts Options) (*Report, error) {
 	for _, p := range opts.Projects {
 		parent[p.Name] = p.Parent
 	}
-	s := summer{opts: &opts, util: util, parent: parent, rows: map[string]*Row{},
+	return &summer{opts: opts, util: util, parent: parent, rows: map[string]*Row{},
 		chains: map[string][]string{}, roots: map[string]string{}, names: map[int]string{}}
-	for i := range records {
-		if err := s.add(&records[i]); err != nil {
-			return nil, fmt.Errorf("usage report: record %d (job %s): %w", i, records[i].Job, err)
-		}
-	}
-	rep := &Report{By: slices.Clone(opts.By), RolledUp: opts.RollUp, Utilisation: util, Rows: make([]Row, 0, len(s.rows))}
+}
+
+// report is the rows summed so far, sorted by group.
+func (s *summer) report() *Report {
+	rep := &Report{By: slices.Clone(s.opts.By), RolledUp: s.opts.RollUp, Utilisation: s.util, Rows: make([]Row, 0, len(s.rows))}
 	for _, r := range s.rows {
 		rep.Rows = append(rep.Rows, *r)
 	}
@@ -171,8 +180,8 @@ func Sum(records []Record, opts Options) (*Report, error) {
 		measured = measured || r.MeasuredKWh > 0
 		estimated = estimated || r.EstimatedKWh > 0
 	}
-	rep.EnergyNote = energyNote(measured, estimated, util)
-	return rep, nil
+	rep.EnergyNote = energyNote(measured, estimated, s.util)
+	return rep
 }
 
 func energyNote(measured, estimated bool, util float64) string {
@@ -246,7 +255,8 @@ type piece struct {
 	last     bool // the piece the job ended in
 }
 
-func (s *summer) add(r *Record) error {
+// check refuses a record that cannot be counted.
+func (s *summer) check(r *Record) error {
 	switch {
 	case r.End < r.Start:
 		return fmt.Errorf("ends at %d, before it starts at %d", r.End, r.Start)
@@ -254,6 +264,13 @@ func (s *summer) add(r *Record) error {
 		return fmt.Errorf("uses %d accelerators and %d CPUs; neither can be negative", r.Accelerators, r.CPUs)
 	case r.Measured && (math.IsNaN(r.EnergyKWh) || r.EnergyKWh < 0):
 		return fmt.Errorf("measured energy %g kWh; it cannot be negative", r.EnergyKWh)
+	}
+	return nil
+}
+
+func (s *summer) add(r *Record) error {
+	if err := s.check(r); err != nil {
+		return err
 	}
 	s.pieces = append(s.pieces[:0], piece{from: r.Start, to: r.End, last: true})
 	if slices.Contains(s.opts.By, ByMonth) {

@@ -348,11 +348,16 @@ func (s *Store) UpdateJob(ctx context.Context, id string, fn func(*store.Job) er
 		if !ok {
 			return fmt.Errorf("job %q: %w", id, store.ErrNotFound)
 		}
+		before := j
 		if err := fn(&j); err != nil {
 			return err
 		}
 		j.ID = id
 		js := []store.Job{j}
+		// Grants: a run that ends is charged in this transaction.
+		if err := s.jobGrants(ctx, tx, map[string]store.Job{id: before}, js, 0); err != nil {
+			return err
+		}
 		if err := s.writeJobs(ctx, tx, js); err != nil {
 			return err
 		}
@@ -423,6 +428,11 @@ func (s *Store) Apply(ctx context.Context, lease store.Lease, d store.Decisions)
 			if !named[e.Job] {
 				return fmt.Errorf("event %q of job %s, which the pass decided nothing for: %w", e.Kind, e.Job, store.ErrConflict)
 			}
+		}
+		// Grants: preempted runs are charged and starts held in this
+		// transaction; a start no grant covers refuses the whole apply.
+		if err := s.jobGrants(ctx, tx, jobs, out, d.Time); err != nil {
+			return err
 		}
 		if err := s.writeJobs(ctx, tx, out); err != nil {
 			return err

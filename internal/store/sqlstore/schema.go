@@ -87,6 +87,7 @@ var migrations = [][]string{
 		`sqlite: CREATE INDEX jobs_array ON jobs (array_id, id)`,
 		`sqlite: CREATE INDEX jobs_name ON jobs (name, id)`,
 	},
+	4: grantsSchema, // calls, proposals, grants and their ledger (grants.go)
 }
 
 // migrate brings the schema to version upTo (len(migrations)-1 for the
