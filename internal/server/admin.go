@@ -218,7 +218,10 @@ func nonNil[T any](v []T) []T {
 }
 
 // putProject creates or changes a project: admins and officers anywhere,
-// managers below the projects they manage.
+// managers below the projects they manage. Changing an existing project
+// needs that authority where it is now as well as where it goes: without
+// the first, a manager could move someone else's project below their own
+// and so take it over.
 func (s *Server) putProject(w http.ResponseWriter, r *http.Request) error {
 	var v model.Project
 	if err := decode(r, &v); err != nil {
@@ -238,16 +241,29 @@ func (s *Server) putProject(w http.ResponseWriter, r *http.Request) error {
 	if v.Shares == 0 {
 		v.Shares = 1
 	}
-	p := who(r.Context())
-	allowed := p.global(store.RoleAdmin, store.RoleOfficer) || (v.Parent != "" && p.in(v.Parent, store.RoleManager))
-	if !allowed {
-		return forbidden("%s may not create or change project %s: it needs an admin or officer, or a manager of its parent", p.User, name)
+	// The tree as the store has it now, not as the principal cached it: an
+	// authority check on a stale tree could let a move through.
+	parents, err := s.parents(r.Context())
+	if err != nil {
+		return err
+	}
+	p := *who(r.Context())
+	p.parents = parents
+	// mayPlace reports whether p may create or keep a project below parent.
+	mayPlace := func(parent string) bool {
+		return p.global(store.RoleAdmin, store.RoleOfficer) || (parent != "" && p.in(parent, store.RoleManager))
+	}
+	if !mayPlace(v.Parent) {
+		return forbidden("%s may not put project %s %s: %s", p.User, name, where(v.Parent), whoMay(v.Parent))
+	}
+	if cur, exists := parents[name]; exists && cur != v.Parent && !mayPlace(cur) {
+		return forbidden("%s may not move project %s, now %s: %s", p.User, name, where(cur), whoMay(cur))
 	}
 	if v.Parent != "" {
-		if _, ok := p.parents[v.Parent]; !ok {
+		if _, ok := parents[v.Parent]; !ok {
 			return invalid("parent", "parent project %q does not exist", v.Parent)
 		}
-		for q, n := v.Parent, 0; q != "" && n < 64; q, n = p.parents[q], n+1 {
+		for q, n := v.Parent, 0; q != "" && n < 64; q, n = parents[q], n+1 {
 			if q == name {
 				return invalid("parent", "project %s cannot be below itself", name)
 			}
@@ -259,6 +275,22 @@ func (s *Server) putProject(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// where and whoMay say, in messages, where a project sits in the tree and
+// who may place projects there.
+func where(parent string) string {
+	if parent == "" {
+		return "at the top level"
+	}
+	return "below " + parent
+}
+
+func whoMay(parent string) string {
+	if parent == "" {
+		return "only an admin or an officer may"
+	}
+	return "it needs an admin, an officer or a manager of " + parent
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) error {
@@ -316,6 +348,15 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !mayGrant(p, project, m.Role) {
 		return forbidden("%s may not give the %s role in %q", p.User, m.Role, project)
+	}
+	// Replacing a role takes it away: that needs the same authority as
+	// deleting it (a manager may not demote an operator of the project).
+	had, err := s.store.Members(r.Context(), "", user)
+	if err != nil {
+		return fmt.Errorf("roles of %s: %w", user, err)
+	}
+	if i := slices.IndexFunc(had, func(x store.Member) bool { return x.Project == project }); i >= 0 && !mayGrant(p, project, had[i].Role) {
+		return forbidden("%s may not replace the %s role of %s in %q", p.User, had[i].Role, user, project)
 	}
 	defer s.auth.forget()
 	if err := s.store.PutMember(r.Context(), m); err != nil {
