@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -29,7 +30,10 @@ import (
 // jobs' reasons, and tell the watchers (the agents' dispatch) what changed.
 // Passes run when woken (a submit, a cancel, a node change; bursts
 // coalesce into one pass) and every BackfillInterval as a full pass that
-// also estimates every waiting job's start.
+// also reloads the cluster. Every pass backfills. Estimating every waiting
+// job's start takes longer than deciding, so the full pass's estimates are
+// made apart, on a copy of the snapshot and without the loop's lock: a
+// start is never held up behind them.
 type Loop struct {
 	s      *Server
 	holder string
@@ -48,6 +52,12 @@ type Loop struct {
 	lastWaits time.Time
 	state     LoopState
 	watchers  []func(store.Job)
+
+	// estMu serialises estimates; estimator is their own planner.
+	estMu      sync.Mutex
+	estimator  *sched.Planner
+	estimating atomic.Bool
+	bg         sync.WaitGroup
 }
 
 // view is the loop's in-memory copy of what the scheduler looks at.
@@ -59,12 +69,37 @@ type view struct {
 	parts    []model.Partition
 	index    map[string]int32
 	projects []model.Project
-	jobs     map[string]*store.Job // pending and running
-	order    []string              // IDs of jobs, sorted; nil when stale
+	jobs     map[string]*entry // pending and running
+	order    []*entry          // the same jobs, sorted by ID, as sched.Snapshot wants them
 	finals   map[string]model.JobState
 	waits    map[string]store.WaitInfo // as last written
 	usage    map[string]float64        // decayed accelerator-seconds per project
 	decayed  int64                     // when usage was last decayed
+	// pending and running are the last snapshot's slices, reused.
+	pending []model.Job
+	running []sched.Running
+}
+
+// entry is a job in the view. Its slots are those of its allocation,
+// kept from pass to pass while the allocation stays the same: the planner
+// recognises an unchanged allocation by its slice and skips it.
+type entry struct {
+	store.Job
+	slots []sched.Slot // nil until a snapshot needs them
+}
+
+// insert adds a job to the view's sorted order.
+func (v *view) insert(e *entry) {
+	i, _ := slices.BinarySearchFunc(v.order, e.ID, func(o *entry, id string) int { return strings.Compare(o.ID, id) })
+	v.order = slices.Insert(v.order, i, e)
+}
+
+// remove takes a job out of the view.
+func (v *view) remove(id string) {
+	delete(v.jobs, id)
+	if i, ok := slices.BinarySearchFunc(v.order, id, func(o *entry, id string) int { return strings.Compare(o.ID, id) }); ok {
+		v.order = slices.Delete(v.order, i, i+1)
+	}
 }
 
 // LoopState is what GET /scheduler shows.
@@ -163,13 +198,28 @@ func (l *Loop) State() LoopState {
 // Run runs passes until ctx ends. Errors from the store are logged and
 // retried with back-off; Run returns only when ctx ends.
 func (l *Loop) Run(ctx context.Context) error {
+	defer l.bg.Wait()
 	backoff := 100 * time.Millisecond
 	for {
-		full := l.s.now().Sub(l.lastFull) >= l.s.cfg.BackfillInterval
-		err := l.Pass(ctx, full)
+		full := l.s.now().Sub(l.fullAt()) >= l.s.cfg.BackfillInterval
+		err := l.decide(ctx, full)
+		ended := time.Now()
 		if ctx.Err() != nil {
 			l.release()
 			return nil
+		}
+		if err == nil && full {
+			l.setFull()
+			if l.IsLeader() && l.estimating.CompareAndSwap(false, true) {
+				l.bg.Add(1)
+				go func() {
+					defer l.bg.Done()
+					defer l.estimating.Store(false)
+					if err := l.estimate(ctx); err != nil && ctx.Err() == nil {
+						l.s.log.Error("estimate waiting jobs' starts", "err", err)
+					}
+				}()
+			}
 		}
 		wait := l.s.cfg.LeaseTTL / 3
 		if err != nil {
@@ -178,7 +228,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		} else {
 			backoff = 100 * time.Millisecond
 			if l.IsLeader() {
-				wait = min(wait, time.Until(l.lastFull.Add(l.s.cfg.BackfillInterval)))
+				wait = min(wait, time.Until(l.fullAt().Add(l.s.cfg.BackfillInterval)))
 			} else {
 				wait = min(wait, time.Second) // followers keep up with the feed
 			}
@@ -191,10 +241,12 @@ func (l *Loop) Run(ctx context.Context) error {
 			return nil
 		case <-l.wake:
 			t.Stop()
-			// Let a burst gather: rest as long as the last pass took, so
-			// the loop keeps at most half a core busy under a storm of
-			// submits and each pass takes in more of them.
-			rest := time.NewTimer(l.lastPass())
+			// Let a burst gather: rest until as long as the last pass
+			// took has gone by since it ended, so the loop keeps at most
+			// half a core busy under a storm of submits and each pass
+			// takes in more of them, while a wake after a quiet spell
+			// gets a pass at once.
+			rest := time.NewTimer(max(l.lastPass()-time.Since(ended), 0))
 			select {
 			case <-ctx.Done():
 				rest.Stop()
@@ -230,8 +282,35 @@ func (l *Loop) release() {
 	l.s.metrics.leader.Set(0)
 }
 
-// Pass runs one pass now; full passes also estimate every waiting job.
+// Pass runs one pass now; a full pass also reloads the cluster and
+// estimates every waiting job's start before it returns.
 func (l *Loop) Pass(ctx context.Context, full bool) error {
+	if err := l.decide(ctx, full); err != nil {
+		return err
+	}
+	if full {
+		l.setFull()
+		return l.estimate(ctx)
+	}
+	return nil
+}
+
+// fullAt is when the last full pass began.
+func (l *Loop) fullAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastFull
+}
+
+func (l *Loop) setFull() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lastFull = l.s.now()
+}
+
+// decide runs one pass that starts and preempts jobs and records why the
+// others wait; full reloads the cluster first.
+func (l *Loop) decide(ctx context.Context, full bool) error {
 	start := time.Now()
 	if err := l.renew(ctx); err != nil {
 		return err
@@ -245,7 +324,7 @@ func (l *Loop) Pass(ctx context.Context, full bool) error {
 		if !l.leader || l.v.topo == nil {
 			return nil
 		}
-		err := l.plan(ctx, full)
+		err := l.plan(ctx)
 		if errors.Is(err, store.ErrConflict) && attempt < 3 {
 			l.state.Conflicts++
 			l.s.metrics.conflicts.Inc()
@@ -262,14 +341,50 @@ func (l *Loop) Pass(ctx context.Context, full bool) error {
 		}
 		break
 	}
-	kind := "quick"
-	if full {
-		kind, l.lastFull = "full", l.s.now()
-	}
 	d := time.Since(start)
 	l.state.Passes++
 	l.state.LastPass = d
-	l.s.metrics.pass.WithLabelValues(kind).Observe(d.Seconds())
+	l.s.metrics.pass.WithLabelValues("quick").Observe(d.Seconds())
+	return nil
+}
+
+// estimate runs a full pass with estimates on a copy of the view, without
+// the loop's lock, and records every waiting job's priority and estimated
+// start. Its decisions are not committed: the next pass makes them.
+func (l *Loop) estimate(ctx context.Context) error {
+	l.estMu.Lock()
+	defer l.estMu.Unlock()
+	start := time.Now()
+	l.mu.Lock()
+	if !l.leader || l.v.topo == nil {
+		l.mu.Unlock()
+		return nil
+	}
+	snap := l.snapshot(true)
+	snap.Pending, snap.Running = slices.Clone(snap.Pending), slices.Clone(snap.Running)
+	snap.Finished, snap.Usage = maps.Clone(snap.Finished), maps.Clone(snap.Usage)
+	if l.estimator == nil {
+		l.estimator = sched.NewPlanner(snap.Topology)
+	}
+	now := l.s.now()
+	l.mu.Unlock()
+
+	d := l.estimator.Plan(snap, now.Unix())
+
+	l.mu.Lock()
+	changed := l.changedWaits(d.Waiting, true)
+	l.mu.Unlock()
+	if len(changed) > 0 {
+		if err := l.s.store.SetWaiting(ctx, changed); err != nil {
+			l.mu.Lock()
+			for _, w := range changed {
+				delete(l.v.waits, w.ID) // write it next time
+			}
+			l.mu.Unlock()
+			return fmt.Errorf("record %d waiting jobs: %w", len(changed), err)
+		}
+	}
+	l.s.metrics.pass.WithLabelValues("full").Observe(time.Since(start).Seconds())
 	return nil
 }
 
@@ -309,16 +424,17 @@ func (l *Loop) sync(ctx context.Context, full bool) error {
 		if err != nil {
 			return fmt.Errorf("read store revision: %w", err)
 		}
-		v := view{rev: rev, jobs: map[string]*store.Job{}, finals: map[string]model.JobState{},
+		v := view{rev: rev, jobs: map[string]*entry{}, finals: map[string]model.JobState{},
 			waits: map[string]store.WaitInfo{}, usage: map[string]float64{}, decayed: l.s.now().Unix()}
 		for after := ""; ; {
 			page, err := st.Jobs(ctx, store.JobFilter{States: []model.JobState{model.JobPending, model.JobRunning}, After: after, Limit: 5000})
 			if err != nil {
 				return fmt.Errorf("load jobs: %w", err)
 			}
-			for i := range page {
-				j := page[i]
-				v.jobs[j.ID] = &j
+			for _, j := range page {
+				e := &entry{Job: j}
+				v.jobs[j.ID] = e
+				v.order = append(v.order, e)
 				if j.State == model.JobPending {
 					v.waits[j.ID] = store.WaitInfo{ID: j.ID, Reason: j.Reason, Priority: j.Priority, EstStart: j.EstStart}
 				}
@@ -328,6 +444,7 @@ func (l *Loop) sync(ctx context.Context, full bool) error {
 			}
 			after = page[len(page)-1].ID
 		}
+		slices.SortFunc(v.order, func(a, b *entry) int { return strings.Compare(a.ID, b.ID) })
 		l.v = v
 		l.nodes.Store(true)
 		l.v.loaded = true
@@ -365,8 +482,7 @@ func (l *Loop) apply(j store.Job) {
 	switch {
 	case j.State.Final():
 		if old != nil {
-			delete(v.jobs, j.ID)
-			v.order = nil
+			v.remove(j.ID)
 		}
 		delete(v.waits, j.ID)
 		v.finals[j.ID] = j.State
@@ -374,12 +490,16 @@ func (l *Loop) apply(j store.Job) {
 			l.decay(j.End)
 			v.usage[j.Project] += float64(j.TotalAccelerators()) * float64(j.End-j.Start)
 		}
+	case old == nil:
+		e := &entry{Job: j}
+		v.jobs[j.ID] = e
+		v.insert(e)
+		delete(v.finals, j.ID)
 	default:
-		if old == nil {
-			v.order = nil
+		if !slices.Equal(old.Alloc, j.Alloc) {
+			old.slots = nil
 		}
-		cp := j
-		v.jobs[j.ID] = &cp
+		old.Job = j
 		delete(v.finals, j.ID)
 	}
 	for _, fn := range l.watchers {
@@ -449,6 +569,9 @@ func (l *Loop) loadCluster(ctx context.Context) error {
 	for i, n := range nodes {
 		l.v.index[n.Name] = int32(i)
 	}
+	for _, e := range l.v.order {
+		e.slots = nil // node indexes changed
+	}
 	return nil
 }
 
@@ -456,7 +579,7 @@ func (l *Loop) loadCluster(ctx context.Context) error {
 // on is known, reading the store for those the view has not seen end.
 func (l *Loop) loadFinals(ctx context.Context) error {
 	var missing []string
-	for _, j := range l.v.jobs {
+	for _, j := range l.v.order {
 		for _, d := range j.Deps {
 			if _, ok := l.v.jobs[d.JobID]; ok {
 				continue
@@ -485,38 +608,35 @@ func (l *Loop) loadFinals(ctx context.Context) error {
 // snapshot builds what sched.Plan reads from the view.
 func (l *Loop) snapshot(full bool) *sched.Snapshot {
 	v := &l.v
-	if v.order == nil {
-		v.order = make([]string, 0, len(v.jobs))
-		for id := range v.jobs {
-			v.order = append(v.order, id)
-		}
-		slices.Sort(v.order)
-	}
 	cfg := l.s.cfg.Policy
 	cfg.Estimates = full
 	s := &sched.Snapshot{Topology: v.topo, Finished: v.finals, Projects: v.projects, QoS: l.s.cfg.QoS, Config: cfg}
 	l.decay(l.s.now().Unix())
 	s.Usage = v.usage
-	for _, id := range v.order {
-		j := v.jobs[id]
-		if j.State == model.JobPending {
-			s.Pending = append(s.Pending, j.Job)
+	pending, running := v.pending[:0], v.running[:0]
+	for _, e := range v.order {
+		if e.State == model.JobPending {
+			pending = append(pending, e.Job.Job)
 			continue
 		}
-		r := sched.Running{Job: j.Job, Start: j.Start, Alloc: make([]sched.Slot, 0, len(j.Alloc))}
-		for _, a := range j.Alloc {
-			if i, ok := v.index[a.Node]; ok {
-				r.Alloc = append(r.Alloc, sched.Slot{Node: i, Accelerators: a.Accelerators, CPUs: a.CPUs, MemoryMiB: a.MemoryMiB})
+		if e.slots == nil {
+			e.slots = make([]sched.Slot, 0, len(e.Alloc))
+			for _, a := range e.Alloc {
+				if i, ok := v.index[a.Node]; ok {
+					e.slots = append(e.slots, sched.Slot{Node: i, Accelerators: a.Accelerators, CPUs: a.CPUs, MemoryMiB: a.MemoryMiB})
+				}
 			}
 		}
-		s.Running = append(s.Running, r)
+		running = append(running, sched.Running{Job: e.Job.Job, Start: e.Start, Alloc: e.slots})
 	}
+	v.pending, v.running = pending, running
+	s.Pending, s.Running = pending, running
 	return s
 }
 
 // plan runs one pass over the view and commits its decisions.
-func (l *Loop) plan(ctx context.Context, full bool) error {
-	snap := l.snapshot(full)
+func (l *Loop) plan(ctx context.Context) error {
+	snap := l.snapshot(false)
 	if l.planner == nil {
 		l.planner = sched.NewPlanner(l.v.topo)
 	}
@@ -550,7 +670,7 @@ func (l *Loop) plan(ctx context.Context, full bool) error {
 		l.s.metrics.decisions.WithLabelValues("start").Add(float64(len(dec.Starts)))
 		l.s.metrics.decisions.WithLabelValues("preempt").Add(float64(len(dec.Requeues)))
 	}
-	return l.recordWaits(ctx, d.Waiting, full)
+	return l.recordWaits(ctx, d.Waiting)
 }
 
 // decisionEvents gives a started or preempted event for each decision.
@@ -569,14 +689,39 @@ func decisionEvents(dec store.Decisions) []store.Event {
 	return ev
 }
 
-// recordWaits writes the waiting jobs whose reason changed; full passes
-// also write new priorities and estimates.
-func (l *Loop) recordWaits(ctx context.Context, waits []sched.Wait, full bool) error {
+// recordWaits writes the waiting jobs whose reason changed, at most once
+// a second: a storm of submits must not cost one transaction per pass.
+func (l *Loop) recordWaits(ctx context.Context, waits []sched.Wait) error {
+	now := l.s.now()
+	if now.Sub(l.lastWaits) < time.Second {
+		return nil
+	}
+	changed := l.changedWaits(waits, false)
+	if len(changed) == 0 {
+		return nil
+	}
+	l.lastWaits = now
+	if err := l.s.store.SetWaiting(ctx, changed); err != nil {
+		for _, w := range changed {
+			delete(l.v.waits, w.ID) // write it next time
+		}
+		return fmt.Errorf("record %d waiting jobs: %w", len(changed), err)
+	}
+	return nil
+}
+
+// changedWaits lists the waits that differ from what was last written
+// and notes them as written; estimates (from a full pass) also bring new
+// priorities and estimated starts. Jobs that no longer wait are skipped.
+func (l *Loop) changedWaits(waits []sched.Wait, estimates bool) []store.WaitInfo {
 	var changed []store.WaitInfo
 	for _, w := range waits {
+		if e := l.v.jobs[w.JobID]; e == nil || e.State != model.JobPending {
+			continue
+		}
 		old := l.v.waits[w.JobID]
 		nw := store.WaitInfo{ID: w.JobID, Reason: string(w.Reason), Priority: old.Priority, EstStart: old.EstStart}
-		if full {
+		if estimates {
 			nw.Priority, nw.EstStart = w.Priority, max(w.EstStart, 0)
 		}
 		if nw != old {
@@ -584,23 +729,7 @@ func (l *Loop) recordWaits(ctx context.Context, waits []sched.Wait, full bool) e
 			l.v.waits[w.JobID] = nw
 		}
 	}
-	if len(changed) == 0 {
-		return nil
-	}
-	// Quick passes write reasons at most once a second: a storm of
-	// submits must not cost one transaction per pass.
-	if now := l.s.now(); full || now.Sub(l.lastWaits) >= time.Second {
-		l.lastWaits = now
-	} else {
-		for _, w := range changed {
-			delete(l.v.waits, w.ID) // write it next time
-		}
-		return nil
-	}
-	if err := l.s.store.SetWaiting(ctx, changed); err != nil {
-		return fmt.Errorf("record %d waiting jobs: %w", len(changed), err)
-	}
-	return nil
+	return changed
 }
 
 // nodeUse is what runs on one node.
