@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,9 +14,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/launch"
 	"github.com/usine-project/usine/internal/model"
 )
 
@@ -23,13 +27,14 @@ import (
 type Config struct {
 	Server string // the server's URL
 	Token  string // an operator's API token
-	// Node is the node as discovered: name, accelerators, model, CPUs,
-	// memory, and topology labels (site, partition, block, group; empty
-	// ones are left to the server).
+	// Node is the node: name, CPUs, memory, and topology labels (site,
+	// partition, block, group; empty ones are left to the server). Its
+	// Accelerators and Model are those of Devices.
 	Node model.Node
-	// Vendor of the accelerators ("nvidia", "amd", …), for their
-	// visibility variables; "" for none.
-	Vendor string
+	// Devices are the node's accelerators as internal/accel discovered,
+	// declared or emulated them, all of one model: runs are given their
+	// indexes, in the visibility variables of their vendor.
+	Devices []accel.Device
 	// Address is how ranks on other nodes reach this one (MASTER_ADDR);
 	// "" = the host name.
 	Address string
@@ -45,14 +50,21 @@ type Config struct {
 	// Heartbeat is how often to report until the server says otherwise
 	// (default 5 s).
 	Heartbeat time.Duration
-	// Launcher runs the processes; nil = NewLauncher.
-	Launcher Launcher
+	// Supervisor is the command that runs a job's supervisor (see
+	// internal/launch); nil = this executable with launch.SupervisorArg,
+	// which its main function must hand to launch.Supervise.
+	Supervisor []string
+	// NoCgroup runs jobs without cgroup v2 limits even where the host
+	// delegates cgroups.
+	NoCgroup bool
 	// Accelerators recounts the node's accelerators for the health check;
-	// nil = never (emulated nodes).
+	// nil = never (emulated or declared devices).
 	Accelerators func(ctx context.Context) (int, error)
 	// DiskFull is the fraction of the state directory's file system in
-	// use above which the node asks to be drained (default 0.98).
+	// use at or above which the node asks to be drained (default 0.98).
 	DiskFull float64
+	// HealthEvery is how often the health checks run (default 30 s).
+	HealthEvery time.Duration
 	// StopOnExit stops every run when Run returns (tests). By default runs
 	// outlive the agent, which finds them again when it restarts.
 	StopOnExit bool
@@ -66,7 +78,8 @@ type Agent struct {
 	client *api.Client
 	log    *slog.Logger
 	state  *stateDir
-	launch Launcher
+	launch *launch.Launcher
+	vendor launch.Vendor
 	kick   chan struct{} // report now
 	relink chan struct{} // register again and reopen the orders stream
 
@@ -84,11 +97,14 @@ type Agent struct {
 // run is one rank the agent launched (or refused to launch).
 type run struct {
 	rec      record
-	task     model.Task
-	proc     Process // nil once ended
+	proc     *launch.Proc // the running job; nil once ended, or never started
+	job      *launch.Proc // the launched job, kept after its end until forgotten
 	stopping bool
 	done     chan struct{} // closed when it ends
 }
+
+// running says whether the run's job lives.
+func (r *run) running() bool { return r.proc != nil }
 
 // New checks cfg and opens the state directory.
 func New(cfg Config) (*Agent, error) {
@@ -101,8 +117,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Node.Name == "" {
 		return nil, errors.New("agent: no node name; give --node NAME")
 	}
-	if cfg.Node.Accelerators < 0 {
-		return nil, fmt.Errorf("agent: %d accelerators; give 0 or more", cfg.Node.Accelerators)
+	vendor, err := nodeDevices(&cfg.Node, cfg.Devices)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = 10 * time.Second
@@ -113,6 +130,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.DiskFull <= 0 {
 		cfg.DiskFull = 0.98
 	}
+	cfg.HealthEvery = cmp.Or(cfg.HealthEvery, 30*time.Second)
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -130,24 +148,73 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
 	}
-	if cfg.Launcher == nil {
-		cfg.Launcher = NewLauncher(cfg.Log)
+	l, err := launch.New(launch.Config{StateDir: cfg.StateDir, Supervisor: cfg.Supervisor, NoCgroup: cfg.NoCgroup})
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
 	}
-	return &Agent{
+	a := &Agent{
 		cfg:    cfg,
 		client: &api.Client{BaseURL: cfg.Server, Token: cfg.Token, HTTP: cfg.HTTP},
 		log:    cfg.Log.With("node", cfg.Node.Name),
 		state:  st,
-		launch: cfg.Launcher,
+		launch: l,
+		vendor: vendor,
 		kick:   make(chan struct{}, 1),
 		relink: make(chan struct{}, 1),
 		runs:   map[runKey]*run{},
 		every:  cfg.Heartbeat,
-	}, nil
+	}
+	// Said once, at start: whether the jobs' CPU and memory will be bounded.
+	if caps := l.Capabilities(); caps.Cgroup {
+		a.log.Info("agent: jobs get cgroup v2 CPU and memory limits", "cgroups", caps.CgroupDir)
+	} else {
+		a.log.Warn("agent: jobs run without CPU and memory limits", "why", caps.CgroupReason)
+	}
+	return a, nil
+}
+
+// nodeDevices fills the node's accelerator count and model from its
+// devices, and says whose visibility variables they take.
+func nodeDevices(n *model.Node, devs []accel.Device) (launch.Vendor, error) {
+	if len(devs) == 0 {
+		if n.Accelerators != 0 {
+			return "", fmt.Errorf("the node says %d accelerators but none were discovered, declared or emulated", n.Accelerators)
+		}
+		n.Model = ""
+		return "", nil
+	}
+	if n.Accelerators != 0 && n.Accelerators != len(devs) {
+		return "", fmt.Errorf("the node says %d accelerators but has %d devices", n.Accelerators, len(devs))
+	}
+	seen := map[int]bool{}
+	for _, d := range devs {
+		switch {
+		case d.Model != devs[0].Model || d.Vendor != devs[0].Vendor:
+			return "", fmt.Errorf("accelerators of two models (%s %s and %s %s): a node has one model; declare the ones jobs should get", devs[0].Vendor, devs[0].Model, d.Vendor, d.Model)
+		case d.Index < 0 || seen[d.Index]:
+			return "", fmt.Errorf("accelerator index %d is negative or given twice", d.Index)
+		}
+		seen[d.Index] = true
+	}
+	if n.Model != "" && n.Model != devs[0].Model {
+		return "", fmt.Errorf("the node says model %s but its devices are %s", n.Model, devs[0].Model)
+	}
+	n.Accelerators, n.Model = len(devs), devs[0].Model
+	switch devs[0].Vendor {
+	case "nvidia":
+		return launch.VendorNvidia, nil
+	case "amd":
+		return launch.VendorAMD, nil
+	}
+	return launch.VendorOther, nil
 }
 
 // Node is the agent's node name.
 func (a *Agent) Node() string { return a.cfg.Node.Name }
+
+// Capabilities says what the host lets the agent do with its jobs
+// (cgroup limits, and why not).
+func (a *Agent) Capabilities() launch.Capabilities { return a.launch.Capabilities() }
 
 // Run runs the agent until ctx ends: it finds the runs a previous agent
 // left, registers, follows the orders and reports. Runs outlive it unless
@@ -166,29 +233,56 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // recover adopts the runs a previous agent launched: still alive, they are
-// watched again; gone, they end as lost (their exit status, if the
-// launcher kept it, is reported).
+// watched again; ended while no agent watched, their end (as their
+// supervisor recorded it) is reported; never started, they end as lost.
 func (a *Agent) recover(ctx context.Context) {
 	recs, errs := a.state.load()
 	for _, err := range errs {
 		a.log.Error("agent: state directory", "err", err)
 	}
+	procs, err := a.launch.Recover(ctx)
+	if err != nil {
+		a.log.Error("agent: recover jobs", "err", err)
+	}
+	byKey := make(map[runKey]*launch.Proc, len(procs))
+	for _, p := range procs {
+		byKey[runKey{p.JobID(), p.Epoch(), p.NodeRank()}] = p
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, rec := range recs {
-		r := &run{rec: *rec, done: make(chan struct{})}
-		a.runs[rec.key()] = r
-		if rec.Ended {
+		k := rec.key()
+		r := &run{rec: *rec, job: byKey[k], done: make(chan struct{})}
+		delete(byKey, k)
+		a.runs[k] = r
+		switch {
+		case rec.Ended:
 			close(r.done)
+		case r.job == nil:
+			a.endLocked(r, exitStatus{ExitCode: -1, Err: "lost: the agent stopped before the job started", End: time.Now()})
+		default:
+			if _, ended := r.job.Result(); !ended {
+				a.log.Info("agent: found a run still going", "run", k)
+			}
+			r.proc = r.job
+			a.watchLocked(r)
+		}
+	}
+	// Jobs whose record is gone (removed by hand, or corrupt): the ended
+	// ones are forgotten; those still running are reported, so that the
+	// server decides whether they go on.
+	for k, p := range byKey {
+		if _, ended := p.Result(); ended {
+			if err := p.Forget(); err != nil {
+				a.log.Warn("agent: forget a job without a record", "run", k, "err", err)
+			}
 			continue
 		}
-		p, err := a.launch.Recover(ctx, rec.Handle)
-		if err != nil {
-			a.endLocked(r, exitStatus{ExitCode: -1, Err: fmt.Sprintf("lost while the agent was down: %v", err), End: time.Now()})
-			continue
-		}
-		r.proc = p
-		a.log.Info("agent: found a run still going", "run", rec.key())
+		a.log.Warn("agent: found a running job it has no record of; reporting it", "run", k)
+		r := &run{rec: record{Job: k.Job, Epoch: k.Epoch, Rank: k.Rank, Start: millis(p.Started()), Stdout: p.Stdout(), Stderr: p.Stderr()},
+			proc: p, job: p, done: make(chan struct{})}
+		a.runs[k] = r
+		a.saveLocked(r)
 		a.watchLocked(r)
 	}
 }
@@ -312,7 +406,7 @@ func (a *Agent) reconcileLocked() {
 		want[runKey{r.Job.ID, r.Epoch, r.Rank}] = true
 	}
 	for k, r := range a.runs {
-		if r.proc != nil && !r.stopping && !want[k] {
+		if r.running() && !r.stopping && !want[k] {
 			a.stopLocked(r, "the server no longer wants it")
 		}
 	}
@@ -332,10 +426,10 @@ func (a *Agent) reconcileLocked() {
 	}
 	for _, s := range a.orders.Signals {
 		for k, r := range a.runs {
-			if k.Job != s.Job || k.Epoch != s.Epoch || r.proc == nil || slices.Contains(r.rec.Signals, s.Seq) {
+			if k.Job != s.Job || k.Epoch != s.Epoch || !r.running() || slices.Contains(r.rec.Signals, s.Seq) {
 				continue
 			}
-			if err := r.proc.Signal(s.Signal); err != nil {
+			if err := signal(r.proc, s.Signal); err != nil {
 				a.log.Warn("agent: signal order", "run", k, "signal", s.Signal, "err", err)
 			} else {
 				a.log.Info("agent: signalled", "run", k, "signal", s.Signal)
@@ -346,23 +440,39 @@ func (a *Agent) reconcileLocked() {
 	}
 }
 
-// freeDevicesLocked picks n device indexes no live run holds.
+// signal sends a signal order ("USR1", "TERM", "10", …) to a run.
+func signal(p *launch.Proc, name string) error {
+	sig, err := launch.ParseSignal(name)
+	if err != nil {
+		return err
+	}
+	if err := p.Signal(sig); err != nil && !errors.Is(err, launch.ErrEnded) {
+		return err
+	}
+	return nil
+}
+
+// freeDevicesLocked picks n device indexes no live run holds, in the
+// order the node lists its devices.
 func (a *Agent) freeDevicesLocked(n int) ([]int, bool) {
 	if n == 0 {
 		return nil, true
 	}
 	used := map[int]bool{}
 	for _, r := range a.runs {
-		if r.proc != nil {
+		if r.running() {
 			for _, d := range r.rec.Devices {
 				used[d] = true
 			}
 		}
 	}
 	var out []int
-	for d := 0; d < a.cfg.Node.Accelerators && len(out) < n; d++ {
-		if !used[d] {
-			out = append(out, d)
+	for _, d := range a.cfg.Devices {
+		if len(out) == n {
+			break
+		}
+		if !used[d.Index] {
+			out = append(out, d.Index)
 		}
 	}
 	return out, len(out) == n
@@ -374,15 +484,15 @@ func (a *Agent) freeDevicesLocked(n int) ([]int, bool) {
 func (a *Agent) launchLocked(o api.Run, devs []int) {
 	now := time.Now()
 	r := &run{rec: record{Job: o.Job.ID, Epoch: o.Epoch, Rank: o.Rank, Devices: devs, Deadline: o.Deadline, Start: millis(now)},
-		task: o.Job.Task, done: make(chan struct{})}
+		done: make(chan struct{})}
 	k := r.rec.key()
 	a.runs[k] = r
 	if o.Deadline > 0 && now.Unix() >= o.Deadline {
 		a.endLocked(r, exitStatus{ExitCode: -1, TimedOut: true, End: now, Err: ""})
 		return
 	}
-	spec := a.spec(o, devs)
-	r.rec.Stdout, r.rec.Stderr = spec.Stdout, spec.Stderr
+	spec := a.spec(o, devs, now)
+	r.rec.StopSignal = spec.Task.Signal
 	if err := a.state.save(&r.rec); err != nil {
 		// Without the record the promise cannot be kept: do not launch.
 		a.log.Error("agent: cannot record the run; not launching it", "run", k, "err", err)
@@ -395,11 +505,21 @@ func (a *Agent) launchLocked(o api.Run, devs []int) {
 		a.endLocked(r, exitStatus{ExitCode: -1, Err: err.Error(), End: time.Now()})
 		return
 	}
-	r.proc = p
-	r.rec.Handle = p.Handle()
+	r.proc, r.job = p, p
+	r.rec.Stdout, r.rec.Stderr = p.Stdout(), p.Stderr()
 	a.saveLocked(r)
 	a.log.Info("agent: launched", "run", k, "devices", devs)
 	a.watchLocked(r)
+}
+
+// exitStatus is how a run ended, as reported.
+type exitStatus struct {
+	ExitCode int    // -1 when a signal ended it, or it never started
+	Signal   string // the signal that ended it: "TERM", "KILL", …
+	TimedOut bool   // the time limit stopped it
+	Killed   bool   // the agent stopped it because the server asked
+	Err      string // it could not start, or was lost: why
+	End      time.Time
 }
 
 // watchLocked waits for the run's end in a goroutine of its own.
@@ -408,7 +528,9 @@ func (a *Agent) watchLocked(r *run) {
 	a.exits.Add(1)
 	go func() {
 		defer a.exits.Done()
-		st := p.Wait()
+		<-p.Done()
+		res, _ := p.Result()
+		st := exitStatus{ExitCode: res.ExitCode, Signal: res.Signal, TimedOut: res.TimedOut, Killed: res.Killed, Err: res.Err, End: res.End}
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if r.stopping && !st.TimedOut {
@@ -445,20 +567,16 @@ func (a *Agent) saveLocked(r *run) {
 // grace period.
 func (a *Agent) stopLocked(r *run, why string) {
 	r.stopping = true
-	sig := r.task.Signal
-	if sig == "" {
-		sig = "TERM"
+	sig, err := launch.ParseSignal(cmp.Or(r.rec.StopSignal, "TERM"))
+	if err != nil {
+		sig = syscall.SIGTERM // the server checked it; an old record's
 	}
-	a.log.Info("agent: stopping a run", "run", r.rec.key(), "why", why, "signal", sig)
-	p, grace, done := r.proc, a.cfg.Grace, r.done
+	k := r.rec.key()
+	a.log.Info("agent: stopping a run", "run", k, "why", why, "signal", launch.SignalName(sig))
+	p, grace := r.proc, a.cfg.Grace
 	go func() {
-		if err := p.Signal(sig); err != nil {
-			a.log.Warn("agent: signal a stopping run", "run", r.rec.key(), "err", err)
-		}
-		select {
-		case <-done:
-		case <-time.After(grace):
-			_ = p.Signal("KILL")
+		if _, err := p.Stop(context.Background(), sig, grace); err != nil {
+			a.log.Warn("agent: stop a run", "run", k, "err", err)
 		}
 	}()
 }
@@ -469,7 +587,7 @@ func (a *Agent) stopLocked(r *run, why string) {
 func (a *Agent) StopAll() {
 	a.mu.Lock()
 	for _, r := range a.runs {
-		if r.proc != nil && !r.stopping {
+		if r.running() && !r.stopping {
 			a.stopLocked(r, "the agent stops")
 		}
 	}
@@ -487,7 +605,7 @@ func (a *Agent) kickLocked() {
 func (a *Agent) runningLocked() []api.RunState {
 	var out []api.RunState
 	for _, r := range a.runs {
-		if r.proc != nil {
+		if r.running() {
 			out = append(out, api.RunState{Job: r.rec.Job, Epoch: r.rec.Epoch, Rank: r.rec.Rank, Start: r.rec.Start / 1000})
 		}
 	}
@@ -517,9 +635,16 @@ func (a *Agent) reportLoop(ctx context.Context) {
 		if time.Now().After(nextHealth) {
 			h := a.checkHealth(ctx)
 			a.mu.Lock()
+			if h != a.health {
+				if h != "" {
+					a.log.Warn("agent: unhealthy; asking to drain the node", "why", h)
+				} else if a.health != "" {
+					a.log.Info("agent: healthy again", "was", a.health)
+				}
+			}
 			a.health = h
 			a.mu.Unlock()
-			nextHealth = time.Now().Add(30 * time.Second)
+			nextHealth = time.Now().Add(a.cfg.HealthEvery)
 		}
 		if err := a.report(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("agent: report", "err", err)
@@ -581,6 +706,12 @@ func (a *Agent) forget() {
 		if slices.ContainsFunc(a.orders.Runs, func(o api.Run) bool { return o.Job.ID == k.Job && o.Epoch == k.Epoch }) {
 			continue
 		}
+		if r.job != nil {
+			if err := r.job.Forget(); err != nil {
+				a.log.Warn("agent: forget a run", "err", err)
+				continue
+			}
+		}
 		if err := a.state.remove(k); err != nil {
 			a.log.Warn("agent: forget a run", "err", err)
 			continue
@@ -588,3 +719,6 @@ func (a *Agent) forget() {
 		delete(a.runs, k)
 	}
 }
+
+// NodeInfo is the node as the agent registers it.
+func (a *Agent) NodeInfo() model.Node { return a.cfg.Node }

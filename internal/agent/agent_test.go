@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/api"
 	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/store"
@@ -151,7 +152,7 @@ func startAgent(t *testing.T, f *fakeServer, stateDir string) (a *Agent, stop fu
 	t.Helper()
 	a, err := New(Config{
 		Server: f.url, Token: "t", StateDir: stateDir, Grace: 200 * time.Millisecond, Address: "10.1.1.1", StopOnExit: true,
-		Node: model.Node{Name: "n1", Accelerators: 8, Model: "H100", CPUs: 4}, Vendor: "nvidia",
+		Node: model.Node{Name: "n1", CPUs: 4}, Devices: h100(t, 8),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +164,16 @@ func startAgent(t *testing.T, f *fakeServer, stateDir string) (a *Agent, stop fu
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
 	return a, stop
+}
+
+// h100 is n emulated H100s.
+func h100(t *testing.T, n int) []accel.Device {
+	t.Helper()
+	devs, err := accel.Emulate(n, "H100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return devs
 }
 
 // job makes a run of a shell script on n1, rank rank of nodes.
@@ -400,7 +411,7 @@ func TestARestartedAgentAdoptsItsRunsAndReportsTheirExit(t *testing.T) {
 	r := job("1", 1, "echo up > "+filepath.Join(dir, "up")+"\nwhile [ ! -e "+gate+" ]; do sleep 0.02; done\nexit 7\n", 2)
 	r.Job.Task.WorkDir = dir
 	f.set(1, []api.Run{r})
-	a, err := New(Config{Server: f.url, Token: "t", StateDir: state, Address: "x", Node: model.Node{Name: "n1", Accelerators: 8, Model: "H100"}})
+	a, err := New(Config{Server: f.url, Token: "t", StateDir: state, Address: "x", Node: model.Node{Name: "n1"}, Devices: h100(t, 8)})
 	if err != nil {
 		t.Fatal(err)
 	}

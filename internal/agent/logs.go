@@ -11,9 +11,9 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/launch"
 )
 
 // Handler serves GET /logs/{job}?epoch=E&rank=R[&follow=1][&offset=N]:
@@ -83,59 +83,39 @@ func (a *Agent) serveLog(w http.ResponseWriter, r *http.Request) {
 		logError(w, http.StatusNotFound, api.CodeNotFound, "node %s has no output of job %s rank %d (epoch %d): it never ran here, or its record was forgotten", a.cfg.Node.Name, job, rank, epoch)
 		return
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		logError(w, http.StatusNotFound, api.CodeNotFound, "the output file %s of job %s is gone from node %s", path, job, a.cfg.Node.Name)
 		return
-	}
-	if err != nil {
-		logError(w, http.StatusInternalServerError, api.CodeInternal, "open the output of job %s: %v", job, err)
-		return
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		logError(w, http.StatusBadRequest, api.CodeBadRequest, "offset %d: %v", offset, err)
+	} else if err != nil {
+		logError(w, http.StatusInternalServerError, api.CodeInternal, "read the output of job %s: %v", job, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	follow := q.Get("follow") == "1"
-	flusher, _ := w.(http.Flusher)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
-			}
-			continue
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return
-		}
-		if !follow {
-			return
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		select {
-		case <-done:
-			// Ended: read what it wrote last, then stop.
-			for {
-				n, _ := f.Read(buf)
-				if n == 0 {
-					return
-				}
-				if _, err := w.Write(buf[:n]); err != nil {
-					return
-				}
-			}
-		case <-r.Context().Done():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
+	if q.Get("follow") != "1" {
+		done = closedChan // what is there now, then stop
 	}
+	fw := flushWriter{w: w}
+	fw.f, _ = w.(http.Flusher)
+	if _, err := launch.Follow(r.Context(), path, offset, fw, done); err != nil && r.Context().Err() == nil {
+		a.log.Debug("agent: serve a log", "job", job, "err", err)
+	}
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// flushWriter sends what a followed log gets at once.
+type flushWriter struct {
+	w io.Writer
+	f http.Flusher
+}
+
+func (fw flushWriter) Write(p []byte) (int, error) {
+	n, err := fw.w.Write(p)
+	if fw.f != nil {
+		fw.f.Flush()
+	}
+	return n, err
 }
 
 // mayRead asks the server whether the holder of auth may read job.

@@ -22,6 +22,8 @@ func (k runKey) String() string { return fmt.Sprintf("%s.%d.%d", k.Job, k.Epoch,
 
 // record is what the agent keeps of a run on disk, written before the
 // process starts: its existence is the promise never to launch it again.
+// The process itself (its supervisor, its exit status) is
+// internal/launch's to find again, under the same state directory.
 type record struct {
 	Job      string `json:"job"`
 	Epoch    int64  `json:"epoch"`
@@ -30,10 +32,10 @@ type record struct {
 	Deadline int64  `json:"deadline"`
 	Stdout   string `json:"stdout,omitempty"`
 	Stderr   string `json:"stderr,omitempty"`
-	// Handle is what the launcher needs to find the process again after
-	// the agent restarts (its process group, start time, …).
-	Handle json.RawMessage `json:"handle,omitempty"`
-	Start  int64           `json:"start,omitempty"` // Unix milliseconds
+	Start    int64  `json:"start,omitempty"` // Unix milliseconds
+	// StopSignal is the signal the job asked to be stopped with ("" =
+	// TERM), kept for runs adopted after a restart.
+	StopSignal string `json:"stop_signal,omitempty"`
 
 	Ended    bool   `json:"ended,omitempty"`
 	ExitCode int    `json:"exit_code,omitempty"`

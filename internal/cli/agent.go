@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bufio"
-	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,23 +17,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/agent"
 	"github.com/usine-project/usine/internal/model"
 )
 
 // agentFlags are usine agent's flags.
 type agentFlags struct {
-	server, token, node, emulate, state, address, listen, logFormat string
-	site, partition, block, group                                   string
-	cpus                                                            int
-	memoryMiB                                                       int64
-	grace                                                           time.Duration
+	server, token, node, emulate, declare, state, address, listen, logFormat string
+	site, partition, block, group                                            string
+	cpus                                                                     int
+	memoryMiB                                                                int64
+	grace                                                                    time.Duration
+	noCgroup                                                                 bool
 }
 
 func newAgentCmd() *cobra.Command {
 	var f agentFlags
 	cmd := &cobra.Command{
-		Use:   "agent --server URL --token T --node NAME --state DIR [--emulate 8xH100]",
+		Use:   "agent --server URL --token T --node NAME --state DIR [--accelerators 8xH100 | --emulate 8xH100]",
 		Short: "Run the node agent: register this node, run the jobs the server sends, report",
 		Long: `Run usine's node agent. It registers the node with the server (accelerators,
 CPUs, memory and its place in the topology), holds a long-lived orders stream
@@ -42,8 +44,25 @@ each job rank it is given as its own process group with the accelerators it
 assigns, stops what the server no longer wants (the job's signal, then
 SIGKILL after --grace), and reports ends, heartbeats and health.
 
-Everything it launched is recorded in --state before it starts, so a
-restarted agent finds its runs again and never starts one twice.
+Accelerators: by default the agent discovers them: NVIDIA GPUs through
+nvidia-smi (NVML), AMD GPUs through sysfs (names from rocm-smi when
+installed); a host with neither is a CPU-only node. --accelerators 8xH100
+declares the node's real devices instead (indexes 0-7, no probing: for hosts
+where discovery cannot see them); --emulate 8xH100 makes the node pretend to
+have them, for trying usine without accelerators. Either way each job is
+given device indexes and sees them in its vendor's visibility variables
+(CUDA_VISIBLE_DEVICES, or ROCR_VISIBLE_DEVICES and HIP_VISIBLE_DEVICES), in
+USINE_ACCELERATORS (how many) and USINE_ACCELERATOR_INDEXES (which, as
+0,1,…). Discovered devices are counted again every 30 s: a node that loses
+one, or whose --state disk is 98 % full, asks the server to drain it, with
+the reason, and is resumed once healthy.
+
+Each job runs under a small supervisor (this binary, re-run) in its own
+process group, with a clean environment, and survives the agent: everything
+launched is recorded in --state first, so a restarted agent finds its runs
+again and never starts one twice. Under systemd, give the unit
+KillMode=process, and Delegate=yes for jobs to get cgroup v2 CPU and memory
+limits; the agent says at start whether they do, and why not.
 
 The token must belong to an operator (usine token create --user … as admin,
 after giving the user the operator role), or be the admin token.`,
@@ -64,6 +83,7 @@ after giving the user the operator role), or be the admin token.`,
 	fl.StringVar(&f.token, "token", "", "operator API token (default $USINE_TOKEN)")
 	fl.StringVar(&f.node, "node", "", "this node's name (default the host name)")
 	fl.StringVar(&f.emulate, "emulate", "", "emulate accelerators instead of discovering them: PERNODExMODEL, e.g. 8xH100")
+	fl.StringVar(&f.declare, "accelerators", "", "declare the node's real accelerators instead of discovering them: PERNODExMODEL, e.g. 8xMI300X")
 	fl.StringVar(&f.state, "state", "", "state directory: what the agent launched, and logs of jobs that name no file")
 	fl.StringVar(&f.address, "address", "", "address other nodes reach this one at (a gang's MASTER_ADDR; default the host name)")
 	fl.StringVar(&f.listen, "listen", ":0", "where to serve job logs to the server; \"\" = nowhere (usine logs will not work)")
@@ -74,6 +94,7 @@ after giving the user the operator role), or be the admin token.`,
 	fl.IntVar(&f.cpus, "cpus", 0, "CPUs to offer (default all)")
 	fl.Int64Var(&f.memoryMiB, "memory", 0, "memory to offer, MiB (default all)")
 	fl.DurationVar(&f.grace, "grace", 10*time.Second, "time between a stopped job's signal and SIGKILL")
+	fl.BoolVar(&f.noCgroup, "no-cgroup", false, "run jobs without cgroup v2 CPU and memory limits even where the host allows them")
 	fl.StringVar(&f.logFormat, "log-format", "auto", "log format: json, text, or auto")
 	return cmd
 }
@@ -98,13 +119,14 @@ func (f *agentFlags) run(ctx context.Context, stdout io.Writer, log *slog.Logger
 		}
 		f.node, _, _ = strings.Cut(h, ".")
 	}
-	n, vendor, count, err := hostNode(f.node, f.emulate, f.cpus, f.memoryMiB)
+	n := hostNode(f.node, f.cpus, f.memoryMiB)
+	devs, src, count, err := nodeDevices(ctx, f.emulate, f.declare)
 	if err != nil {
 		return err
 	}
 	n.Site, n.Partition, n.Block, n.Group = f.site, f.partition, f.block, f.group
-	cfg := agent.Config{Server: f.server, Token: f.token, Node: n, Vendor: vendor, Address: f.address,
-		StateDir: f.state, Grace: f.grace, Accelerators: count, Log: log}
+	cfg := agent.Config{Server: f.server, Token: f.token, Node: n, Devices: devs, Address: f.address,
+		StateDir: f.state, Grace: f.grace, Accelerators: count, NoCgroup: f.noCgroup, Log: log}
 	var hs *http.Server
 	var l net.Listener
 	if f.listen != "" {
@@ -132,15 +154,16 @@ func (f *agentFlags) run(ctx context.Context, stdout io.Writer, log *slog.Logger
 		go func() { _ = hs.Serve(l) }()
 		defer hs.Close()
 	}
-	fmt.Fprintf(stdout, "usine agent: node %s, %d × %s, serving %s\n", n.Name, n.Accelerators, cmp.Or(n.Model, "no accelerator"), f.server)
+	what := "no accelerator"
+	if len(devs) > 0 {
+		what = fmt.Sprintf("%d × %s (%s)", len(devs), devs[0].Model, src)
+	}
+	fmt.Fprintf(stdout, "usine agent: node %s, %s, serving %s; %s\n", n.Name, what, f.server, a.Capabilities())
 	return a.Run(ctx)
 }
 
-// hostNode describes this host: emulated accelerators when emulate is
-// set, else none (discovery comes with internal/accel), and its CPUs and
-// memory unless given. count recounts real accelerators for the health
-// check; nil when emulated.
-func hostNode(name, emulate string, cpus int, memMiB int64) (model.Node, string, func(context.Context) (int, error), error) {
+// hostNode describes this host's CPUs and memory, unless given.
+func hostNode(name string, cpus int, memMiB int64) model.Node {
 	n := model.Node{Name: name, State: model.NodeUp, CPUs: cpus, MemoryMiB: memMiB}
 	if n.CPUs <= 0 {
 		n.CPUs = runtime.NumCPU()
@@ -148,18 +171,47 @@ func hostNode(name, emulate string, cpus int, memMiB int64) (model.Node, string,
 	if n.MemoryMiB <= 0 {
 		n.MemoryMiB = hostMemoryMiB()
 	}
-	if emulate == "" {
-		return n, "", nil, nil
+	return n
+}
+
+// nodeDevices finds the node's accelerators: emulated (--emulate),
+// declared (--accelerators), else discovered on the host. count recounts
+// discovered devices for the agent's health check; nil for the others,
+// which cannot be lost.
+func nodeDevices(ctx context.Context, emulate, declare string) ([]accel.Device, accel.Source, func(context.Context) (int, error), error) {
+	if emulate != "" && declare != "" {
+		return nil, "", nil, &UsageError{errors.New("agent: give --emulate or --accelerators, not both: emulated devices are made up, declared ones are real")}
 	}
-	e, err := agent.ParseEmulation(emulate)
+	if emulate != "" {
+		sp, err := accel.ParseSpec(emulate)
+		if err != nil {
+			return nil, "", nil, &UsageError{fmt.Errorf("--emulate: %w", err)}
+		}
+		if sp.Nodes != 1 {
+			return nil, "", nil, &UsageError{fmt.Errorf("--emulate %q: one agent is one node; give PERNODExMODEL (usine up --emulate takes several nodes)", emulate)}
+		}
+		devs, err := accel.Emulate(sp.PerNode, sp.Model)
+		if err != nil {
+			return nil, "", nil, &UsageError{fmt.Errorf("--emulate: %w", err)}
+		}
+		return devs, accel.SourceEmulated, nil, nil
+	}
+	cfg := accel.Config{Declare: declare}
+	devs, src, err := accel.Discover(ctx, cfg)
 	if err != nil {
-		return n, "", nil, &UsageError{err}
+		if declare != "" {
+			return nil, "", nil, &UsageError{fmt.Errorf("--accelerators: %w", err)}
+		}
+		return nil, "", nil, fmt.Errorf("agent: discover accelerators: %w (declare them with --accelerators to skip discovery)", err)
 	}
-	if e.Nodes != 1 {
-		return n, "", nil, &UsageError{fmt.Errorf("--emulate %q: one agent is one node; give PERNODExMODEL (usine up --emulate takes several nodes)", emulate)}
+	var count func(context.Context) (int, error)
+	if src == accel.SourceNvidiaSMI || src == accel.SourceSysfs {
+		count = func(ctx context.Context) (int, error) {
+			d, _, err := accel.Discover(ctx, cfg)
+			return len(d), err
+		}
 	}
-	n.Accelerators, n.Model = e.PerNode, e.Model
-	return n, e.Vendor, nil, nil
+	return devs, src, count, nil
 }
 
 // hostMemoryMiB reads MemTotal from /proc/meminfo; 0 when unknown.

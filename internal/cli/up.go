@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/agent"
 	"github.com/usine-project/usine/internal/api"
 	"github.com/usine-project/usine/internal/model"
@@ -46,9 +47,9 @@ func newUpCmd() *cobra.Command {
 scheduler over an embedded SQLite store in --data, and node agents that run
 the jobs as real processes.
 
-By default one agent serves this host, with no accelerator (a CPU-only node)
-until accelerator discovery finds some. --emulate NODESxPERNODExMODEL starts
-that many emulated nodes instead, named node001, node002, …, two to a block
+By default one agent serves this host, with the accelerators it discovers
+(NVIDIA through nvidia-smi, AMD through sysfs; none: a CPU-only node).
+--emulate NODESxPERNODExMODEL starts that many emulated nodes instead, named node001, node002, …, two to a block
 and two blocks to a group, so that gang jobs and topology-aware placement can
 be tried on a laptop: jobs run for real, they just see emulated accelerators
 (CUDA_VISIBLE_DEVICES and friends are set as on a real node).
@@ -90,11 +91,14 @@ func runUp(ctx context.Context, f *serverFlags, emulateSet bool, emulate string,
 	if !emulateSet {
 		emulate = prev.Emulate
 	}
-	var em agent.Emulation
+	var em accel.Spec
 	if emulate != "" {
 		var err error
-		if em, err = agent.ParseEmulation(emulate); err != nil {
-			return &UsageError{fmt.Errorf("up: %w", err)}
+		if em, err = accel.ParseSpec(emulate); err != nil {
+			return &UsageError{fmt.Errorf("up: --emulate: %w", err)}
+		}
+		if _, err := accel.Emulate(em.PerNode, em.Model); err != nil {
+			return &UsageError{fmt.Errorf("up: --emulate: %w", err)}
 		}
 	}
 	if b, err := json.Marshal(upState{Emulate: emulate}); err == nil {
@@ -128,25 +132,25 @@ func runUp(ctx context.Context, f *serverFlags, emulateSet bool, emulate string,
 
 	log, _ := newLogger(stderr, f.logFormat)
 	var nodes []model.Node
-	vendor := ""
+	var devs []accel.Device
+	var count func(context.Context) (int, error)
 	if emulate != "" {
 		npb, bpg := 2, 2
 		if em.Nodes > 16 {
 			npb, bpg = 8, 4
 		}
 		for i := range em.Nodes {
-			nodes = append(nodes, em.Node(i, npb, bpg, runtime.NumCPU(), hostMemoryMiB()))
+			nodes = append(nodes, agent.EmulatedNode(em, i, npb, bpg, runtime.NumCPU(), hostMemoryMiB()))
 		}
-		vendor = em.Vendor
+		devs, _ = accel.Emulate(em.PerNode, em.Model) // checked above
 	} else {
 		h, _ := os.Hostname()
 		name, _, _ := strings.Cut(h, ".")
-		n, _, _, err := hostNode(cmp.Or(name, "localhost"), "", 0, 0)
-		if err != nil {
+		nodes = append(nodes, hostNode(cmp.Or(name, "localhost"), 0, 0))
+		if devs, _, count, err = nodeDevices(ctx, "", ""); err != nil {
 			_ = stop()
-			return err
+			return fmt.Errorf("up: %w", err)
 		}
-		nodes = append(nodes, n)
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -159,9 +163,9 @@ func runUp(ctx context.Context, f *serverFlags, emulateSet bool, emulate string,
 	agents := make([]*agent.Agent, 0, len(nodes))
 	for _, n := range nodes {
 		a, err := agent.New(agent.Config{
-			Server: s.url, Token: agentToken, Node: n, Vendor: vendor, Address: "127.0.0.1",
+			Server: s.url, Token: agentToken, Node: n, Devices: devs, Address: "127.0.0.1",
 			AgentURL: logBase + "/nodes/" + n.Name, StateDir: filepath.Join(f.dataDir, "agents", n.Name),
-			Grace: grace, HTTP: hc, Log: log,
+			Grace: grace, Accelerators: count, HTTP: hc, Log: log,
 		})
 		if err != nil {
 			l.Close()
@@ -169,6 +173,10 @@ func runUp(ctx context.Context, f *serverFlags, emulateSet bool, emulate string,
 			return fmt.Errorf("up: %w", err)
 		}
 		agents = append(agents, a)
+	}
+	nodes = nodes[:0]
+	for _, a := range agents {
+		nodes = append(nodes, a.NodeInfo())
 	}
 	hs := &http.Server{Handler: agent.Mux(agents), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(l) }()
@@ -240,13 +248,13 @@ func upBanner(w io.Writer, url, admin, tokenFile, dataDir string, nodes []model.
 	if n.Accelerators > 0 {
 		gpus, per = " --gpus 1", fmt.Sprintf(" --gpus-per-node %d", n.Accelerators)
 	}
-	fmt.Fprintf(w, "  usine submit%s -- sh -c 'echo hello from $USINE_NODE, accelerators $USINE_ACCELERATORS'\n", gpus)
+	fmt.Fprintf(w, "  usine submit%s -- sh -c 'echo hello from $USINE_NODE, accelerators $USINE_ACCELERATOR_INDEXES'\n", gpus)
 	if len(nodes) >= 2 {
 		fmt.Fprintf(w, "  usine submit -N 2%s -- sh -c 'echo rank $NODE_RANK of $WORLD_SIZE, master $MASTER_ADDR:$MASTER_PORT'\n", per)
 	} else {
 		fmt.Fprintln(w, "  (gang jobs need several nodes: try usine up --emulate 4x8xH100 with another --data)")
 	}
-	fmt.Fprintf(w, "  usine submit --array 0-7%s -- sh -c 'echo element $USINE_ARRAY_INDEX; sleep 5'\n", gpus)
+	fmt.Fprintf(w, "  usine submit --array 0-7%s -- sh -c 'echo element $USINE_ARRAY_INDEX; sleep 2'\n", gpus)
 	fmt.Fprintln(w, "  usine queue; usine nodes; usine logs -f JOB")
 	fmt.Fprintln(w, "\nCtrl-C stops the factory; usine up again resumes it.")
 }

@@ -92,7 +92,7 @@ func TestUpRunsAFactoryAndResumesIt(t *testing.T) {
 		t.Fatalf("the gang ended %s (%s)", done.State, done.Reason)
 	}
 	long := api.JobSpec{Project: "default", Accelerators: 1, Limit: 60,
-		Task: model.Task{WorkDir: work, Script: "#!/bin/sh\necho $USINE_EPOCH >> long\nwhile [ ! -e gate ]; do sleep 0.02; done\n"}}
+		Task: model.Task{WorkDir: work, Script: "#!/bin/sh\necho $USINE_JOB_EPOCH >> long\nwhile [ ! -e gate ]; do sleep 0.02; done\n"}}
 	if jobs, err = c.Submit(ctx, long); err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +130,13 @@ func TestUpRunsAFactoryAndResumesIt(t *testing.T) {
 	if err := stop2(); err != nil {
 		t.Fatal(err)
 	}
-	if _, errs, code := run(t, "up", "--emulate", "4xx", "--data", t.TempDir()); code != ExitUsage || !strings.Contains(errs, "4x8xH100") {
-		t.Errorf("a bad --emulate: exit %d, %s", code, errs)
+	for _, tc := range []struct{ emulate, want string }{
+		{"4x", "4x8xH100"},
+		{"4xFoo9", "not in the built-in table"},
+	} {
+		if _, errs, code := run(t, "up", "--emulate", tc.emulate, "--data", t.TempDir()); code != ExitUsage || !strings.Contains(errs, tc.want) {
+			t.Errorf("--emulate %s: exit %d, %s; want %d and %q", tc.emulate, code, errs, ExitUsage, tc.want)
+		}
 	}
 }
 
@@ -186,4 +191,128 @@ func TestSimLoadRescalesArrivals(t *testing.T) {
 	if _, errs, code := run(t, "sim", "--cluster", "laptop", "--trace", path, "--load", "-1"); code != ExitUsage || !strings.Contains(errs, "--load") {
 		t.Errorf("a negative load: exit %d, %s", code, errs)
 	}
+}
+
+// TestTheCommandsUpPrintsWork runs the commands of usine up's banner as a
+// user would paste them: the export line, each usine submit, then queue,
+// nodes and logs -f; then usine logs with the connection saved by usine
+// login, as the other client commands find it. It changes the environment
+// and the working directory, so it does not run in parallel.
+func TestTheCommandsUpPrintsWork(t *testing.T) {
+	isolate(t)
+	work := t.TempDir()
+	t.Chdir(work) // jobs run where they were submitted from
+	_, _, out, _ := startUp(t, "--emulate", "2x4xH100", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--grace", "500ms", "--log-format", "text")
+	var submits [][]string
+	var rest []string
+	for line := range strings.SplitSeq(out.String(), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "export "):
+			for _, kv := range shellWords(t, strings.TrimPrefix(line, "export ")) {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
+		case strings.HasPrefix(line, "usine submit "):
+			submits = append(submits, shellWords(t, line))
+		case strings.HasPrefix(line, "usine queue"):
+			rest = strings.Split(line, "; ")
+		}
+	}
+	if len(submits) != 3 || len(rest) != 3 || os.Getenv("USINE_TOKEN") == "" {
+		t.Fatalf("the banner shows %d submit commands, %d others and token %q; want 3, 3 and one:\n%s", len(submits), len(rest), os.Getenv("USINE_TOKEN"), out)
+	}
+	c := &api.Client{BaseURL: os.Getenv("USINE_SERVER"), Token: os.Getenv("USINE_TOKEN")}
+	submitted := regexp.MustCompile(`^Submitted (?:job (\d+)|array job \d+: 8 jobs (\d+)-(\d+))\n$`)
+	var ids []string
+	for _, words := range submits {
+		stdout := runCLI(t, words[1:]...).ok(t)
+		m := submitted.FindStringSubmatch(stdout)
+		if m == nil {
+			t.Fatalf("%s printed %q", strings.Join(words, " "), stdout)
+		}
+		ids = append(ids, m[1]+m[2])
+	}
+	var outputs []string
+	for _, id := range ids {
+		if j := waitJob(t, c, id, func(j store.Job) bool { return j.State.Final() }); j.State != model.JobCompleted {
+			t.Fatalf("job %s of the banner ended %s (%s)", id, j.State, j.Reason)
+		}
+		b, err := os.ReadFile(filepath.Join(work, "usine-"+id+".out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs = append(outputs, string(b))
+	}
+	wants := []*regexp.Regexp{
+		regexp.MustCompile(`^hello from node00[12], accelerators 0\n$`),
+		regexp.MustCompile(`^rank 0 of 2, master 127\.0\.0\.1:\d+\n$`),
+		regexp.MustCompile(`^element 0\n$`),
+	}
+	for i, re := range wants {
+		if !re.MatchString(outputs[i]) {
+			t.Errorf("%s wrote %q; want %s", strings.Join(submits[i], " "), outputs[i], re)
+		}
+	}
+	for _, line := range rest {
+		line = strings.Replace(line, "JOB", ids[0], 1)
+		stdout := runCLI(t, shellWords(t, line)[1:]...).ok(t)
+		if strings.HasPrefix(line, "usine logs") && stdout != outputs[0] {
+			t.Errorf("%s printed %q; want the job's output %q", line, stdout, outputs[0])
+		}
+	}
+
+	// usine logs finds the server and token as the other commands do.
+	server, token := os.Getenv("USINE_SERVER"), os.Getenv("USINE_TOKEN")
+	t.Setenv("USINE_SERVER", "")
+	t.Setenv("USINE_TOKEN", "")
+	if r := runCLI(t, "logs", "--server", server, "--token", "usine_wrong", ids[0]); r.code != ExitDenied {
+		t.Errorf("usine logs with a bad token: exit %d (%s); want %d", r.code, r.stderr, ExitDenied)
+	}
+	if r := runCLI(t, "logs", "--server", server, ids[0]); r.code != ExitDenied || !strings.Contains(r.stderr, "usine login") {
+		t.Errorf("usine logs without a token: exit %d (%s); want %d and how to log in", r.code, r.stderr, ExitDenied)
+	}
+	runCLI(t, "login", "--server", server, "--token", token).ok(t)
+	if got := runCLI(t, "logs", ids[0]).ok(t); got != outputs[0] {
+		t.Errorf("usine logs with the saved connection printed %q; want %q", got, outputs[0])
+	}
+}
+
+// shellWords splits a command line as sh would, for the little the
+// banner uses: words, and single-quoted strings. Anything else a shell
+// would read differently fails the test.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var w strings.Builder
+	in, quoted := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quoted && c == '\'':
+			quoted = false
+		case quoted:
+			w.WriteByte(c)
+		case c == '\'':
+			quoted, in = true, true
+		case c == ' ':
+			if in {
+				words = append(words, w.String())
+				w.Reset()
+				in = false
+			}
+		case strings.IndexByte("\"\\$`;&|<>()*?[]#~", c) >= 0:
+			t.Fatalf("the banner's %q has %q outside quotes, which a shell would interpret", line, c)
+		default:
+			w.WriteByte(c)
+			in = true
+		}
+	}
+	if quoted {
+		t.Fatalf("the banner's %q has an unclosed quote", line)
+	}
+	if in {
+		words = append(words, w.String())
+	}
+	return words
 }

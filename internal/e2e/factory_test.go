@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/agent"
 	"github.com/usine-project/usine/internal/api"
 	"github.com/usine-project/usine/internal/model"
@@ -168,8 +169,8 @@ func (f *factory) startAgent(name string) *node {
 	n.logs = httptest.NewServer(mux)
 	a, err := agent.New(agent.Config{
 		Server: f.url, Token: f.agentToken, Address: n.address, AgentURL: n.logs.URL,
-		Node:     model.Node{Name: name, Accelerators: 8, Model: "H100", CPUs: 16, MemoryMiB: 65536, Partition: "h100", Block: fmt.Sprintf("b%d", (i+1)/2), Group: "g1"},
-		Vendor:   "nvidia",
+		Node:     model.Node{Name: name, CPUs: 16, MemoryMiB: 65536, Partition: "h100", Block: fmt.Sprintf("b%d", (i+1)/2), Group: "g1"},
+		Devices:  emulated(f.t, 8, "H100"),
 		StateDir: filepath.Join(f.dir, "agents", name), Grace: grace, Heartbeat: heartbeat,
 	})
 	if err != nil {
@@ -184,6 +185,16 @@ func (f *factory) startAgent(name string) *node {
 	f.agents[name] = n
 	f.mu.Unlock()
 	return n
+}
+
+// emulated is n emulated accelerators of a model.
+func emulated(t testing.TB, n int, modelName string) []accel.Device {
+	t.Helper()
+	devs, err := accel.Emulate(n, modelName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return devs
 }
 
 // stopAgent stops a node's agent; with kill, its runs are killed too (the

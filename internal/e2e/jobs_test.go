@@ -200,7 +200,7 @@ func TestCancelWithASignalDeliversItOnce(t *testing.T) {
 func TestPreemptionSendsTheJobsSignal(t *testing.T) {
 	t.Parallel()
 	f := newFactory(t, 1)
-	low := f.job("trap 'echo checkpoint > checkpoint-$USINE_EPOCH; exit 0' USR1\necho up > up-$USINE_EPOCH\nwhile true; do sleep 0.05; done\n")
+	low := f.job("trap 'echo checkpoint > checkpoint-$USINE_JOB_EPOCH; exit 0' USR1\necho up > up-$USINE_JOB_EPOCH\nwhile true; do sleep 0.05; done\n")
 	low.Accelerators, low.QoS, low.Preemptible = 8, "low", true
 	low.Task.Signal = "USR1"
 	lowID := f.submit(low)[0].ID
@@ -228,7 +228,7 @@ func TestPreemptionSendsTheJobsSignal(t *testing.T) {
 func TestALostNodesJobIsRequeuedElsewhere(t *testing.T) {
 	t.Parallel()
 	f := newFactory(t, 2)
-	spec := f.job("echo $USINE_NODE $USINE_EPOCH >> runs\nwhile true; do sleep 0.05; done\n")
+	spec := f.job("echo $USINE_NODE $USINE_JOB_EPOCH >> runs\nwhile true; do sleep 0.05; done\n")
 	spec.Accelerators = 8
 	spec.Task.Requeue = true
 	id := f.submit(spec)[0].ID

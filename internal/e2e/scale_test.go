@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/agent"
 	"github.com/usine-project/usine/internal/api"
 	"github.com/usine-project/usine/internal/model"
@@ -82,14 +83,15 @@ func BenchmarkThousandAgents(b *testing.B) {
 	}
 
 	// The agents, started in waves so that registration is not one burst.
-	e := agent.Emulation{Nodes: nAgents, PerNode: 8, Model: "H100", Vendor: "nvidia"}
+	e := accel.Spec{Nodes: nAgents, PerNode: 8, Model: "H100"}
+	devs := emulated(b, 8, "H100")
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2*nAgents + 16, IdleConnTimeout: time.Minute}}
 	actx, stopAgents := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopAgents(); wg.Wait() }()
 	work := b.TempDir()
 	for i := range nAgents {
-		a, err := agent.New(agent.Config{Server: url, Token: tok.Secret, Node: e.Node(i, 8, 4, 64, 512<<10), Vendor: "nvidia",
+		a, err := agent.New(agent.Config{Server: url, Token: tok.Secret, Node: agent.EmulatedNode(e, i, 8, 4, 64, 512<<10), Devices: devs,
 			Address: "127.0.0.1", StateDir: filepath.Join(work, "agents", strconv.Itoa(i)), HTTP: hc, Grace: time.Second, StopOnExit: true})
 		if err != nil {
 			b.Fatal(err)
@@ -123,7 +125,7 @@ func BenchmarkThousandAgents(b *testing.B) {
 	var lat []time.Duration
 	submitted := 0
 	spec := api.JobSpec{Project: "default", Accelerators: 1, Limit: 60, Task: model.Task{Script: "#!/bin/sh\ntrue\n", WorkDir: work}}
-	names := e.NodeNames()
+	names := agent.EmulatedNames(e)
 	tick := time.NewTicker(50 * time.Millisecond)
 	for time.Since(t0) < window {
 		<-tick.C

@@ -220,6 +220,11 @@ func (s *Spec) environ(lookup func(string) (string, bool)) map[string]string {
 	return env
 }
 
+// Environ is the whole environment the job gets, as Start would build
+// it on this node: for work started on the job's behalf outside Start
+// (a Slurm step's tasks), which must see the same variables.
+func (s *Spec) Environ() map[string]string { return s.environ(os.LookupEnv) }
+
 // environList is env as exec wants it, sorted.
 func environList(env map[string]string) []string {
 	out := make([]string, 0, len(env))
