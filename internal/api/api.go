@@ -22,8 +22,8 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s (field %s)", e.Message, e.Field)
+	if e.Field != "" && e.Code == CodeInvalidField {
+		return fmt.Sprintf("%s: %s", e.Field, e.Message)
 	}
 	return e.Message
 }

@@ -62,7 +62,7 @@ type Job struct {
 	MemoryMiB           int64        `json:"memory_mib,omitempty"`
 	Limit               int64        `json:"limit_s"` // time limit, seconds
 	QoS                 string       `json:"qos,omitempty"`
-	Priority            int64        `json:"priority,omitempty"` // administrator's adjustment, added to the computed priority
+	Priority            int64        `json:"priority_adjust,omitempty"` // administrator's adjustment, added to the computed priority
 	ArrayID             string       `json:"array_id,omitempty"`
 	ArrayIndex          int          `json:"array_index,omitempty"`
 	Deps                []Dependency `json:"deps,omitempty"`

@@ -454,6 +454,9 @@ func (l *Loop) sync(ctx context.Context, full bool) error {
 			return err
 		}
 	}
+	if full {
+		l.pruneFinals()
+	}
 	for {
 		page, err := st.ChangedJobs(ctx, l.v.rev, 5000)
 		if err != nil {
@@ -575,6 +578,23 @@ func (l *Loop) loadCluster(ctx context.Context) error {
 	return nil
 }
 
+// pruneFinals forgets the final states no waiting job depends on, so the
+// view does not grow with every job that ever ended; loadFinals reads back
+// any that a later job names.
+func (l *Loop) pruneFinals() {
+	named := map[string]bool{}
+	for _, e := range l.v.order {
+		for _, d := range e.Deps {
+			named[d.JobID] = true
+		}
+	}
+	for id := range l.v.finals {
+		if !named[id] {
+			delete(l.v.finals, id)
+		}
+	}
+}
+
 // loadFinals makes sure the final state of every job a pending job depends
 // on is known, reading the store for those the view has not seen end.
 func (l *Loop) loadFinals(ctx context.Context) error {
@@ -611,6 +631,7 @@ func (l *Loop) snapshot(full bool) *sched.Snapshot {
 	cfg := l.s.cfg.Policy
 	cfg.Estimates = full
 	s := &sched.Snapshot{Topology: v.topo, Finished: v.finals, Projects: v.projects, QoS: l.s.cfg.QoS, Config: cfg}
+	l.s.grantFeed(s) // balances and fair-share entitlements from grants (grants.go)
 	l.decay(l.s.now().Unix())
 	s.Usage = v.usage
 	pending, running := v.pending[:0], v.running[:0]
@@ -660,7 +681,7 @@ func (l *Loop) plan(ctx context.Context) error {
 			dec.Starts = append(dec.Starts, sj)
 		}
 		dec.Events = decisionEvents(dec)
-		changed, err := l.s.store.Apply(ctx, l.lease, dec)
+		changed, err := l.s.applyGranted(ctx, l.lease, &dec, d) // refused starts wait GrantExhausted
 		if err != nil {
 			return fmt.Errorf("commit %d starts and %d preemptions: %w", len(dec.Starts), len(dec.Requeues), err)
 		}

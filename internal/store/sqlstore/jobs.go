@@ -13,22 +13,13 @@ import (
 	"github.com/usine-project/usine/internal/store"
 )
 
-// jobData is a job as the data column keeps it. What columns hold (ID,
-// revision, array ID, wait reason, priority, estimate) is left out: the
-// data of a submitted job can be encoded before the committer gives it an
-// ID. store.Job's computed Priority hides the embedded model.Job's
-// Priority (the administrator's adjustment) from encoding/json, so that
-// one goes under a key of its own.
-type jobData struct {
-	*store.Job
-	Adjust int64 `json:"priority_adjust,omitempty"`
-}
-
-// encodeJob is the data column of j.
+// encodeJob is the data column of j: the job as JSON, less what columns
+// hold (ID, revision, array ID, wait reason, priority, estimate), so that
+// the data of a submitted job can be encoded before the committer gives it
+// an ID.
 func encodeJob(j store.Job) (string, error) {
-	adjust := j.Job.Priority
 	j.ID, j.Rev, j.ArrayID, j.Reason, j.Priority, j.EstStart = "", 0, "", "", 0, 0
-	data, err := json.Marshal(jobData{Job: &j, Adjust: adjust})
+	data, err := json.Marshal(j)
 	return string(data), err
 }
 
@@ -52,13 +43,11 @@ func scanJob(sc interface{ Scan(...any) error }) (store.Job, error) {
 		return j, err
 	}
 	cols := j
-	d := jobData{Job: &j}
-	if err := json.Unmarshal([]byte(data), &d); err != nil {
+	if err := json.Unmarshal([]byte(data), &j); err != nil {
 		return j, fmt.Errorf("decode job %d: %w", id, err)
 	}
 	j.ID, j.Rev, j.ArrayID, j.State = strconv.FormatInt(id, 10), cols.Rev, cols.ArrayID, model.JobState(state)
 	j.Reason, j.Priority, j.EstStart = cols.Reason, cols.Priority, cols.EstStart
-	j.Job.Priority = d.Adjust
 	// A waits row counts while the job is pending: one written by a
 	// pass that raced with the job's start is stale.
 	if wReason.Valid && j.State == model.JobPending {
