@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -435,5 +436,116 @@ func TestARestartedAgentAdoptsItsRunsAndReportsTheirExit(t *testing.T) {
 	end := f.waitEnd("1", 0)
 	if end.ExitCode != 7 || end.Error != "" {
 		t.Errorf("the adopted run's end %+v; want exit code 7, as the job exited", end)
+	}
+}
+
+func TestHealthChecksAskForADrainUntilTheyPassAgain(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	f.set(1, nil)
+	var visible atomic.Int64
+	visible.Store(8)
+	a, err := New(Config{Server: f.url, Token: "t", StateDir: t.TempDir(), Address: "x", Node: model.Node{Name: "n1"}, Devices: h100(t, 8),
+		HealthEvery: 10 * time.Millisecond, StopOnExit: true,
+		Accelerators: func(context.Context) (int, error) { return int(visible.Load()), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	health := func(what string, cond func(string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(wait)
+		for {
+			f.mu.Lock()
+			h, n := f.health, f.reports
+			f.mu.Unlock()
+			if n > 0 && cond(h) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("health %q after %d reports; want %s", h, n, what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	health("healthy", func(h string) bool { return h == "" })
+	visible.Store(7)
+	health("an accelerator lost", func(h string) bool { return h == "accelerator lost: only 7 of 8 are visible" })
+	visible.Store(8)
+	health("healthy again", func(h string) bool { return h == "" })
+}
+
+func TestAFullDiskAsksForADrain(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	f.set(1, nil)
+	state := t.TempDir()
+	// Something in use on the state directory's file system, whatever it
+	// is: a threshold of a billionth is then crossed.
+	if err := os.WriteFile(filepath.Join(state, "ballast"), make([]byte, 1<<16), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Server: f.url, Token: "t", StateDir: state, Address: "x", Node: model.Node{Name: "n1"}, DiskFull: 1e-9, StopOnExit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(wait)
+	for {
+		f.mu.Lock()
+		h := f.health
+		f.mu.Unlock()
+		if strings.HasPrefix(h, "disk full: the file system of "+state+" is ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health %q; want a full disk", h)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDiskFull(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		blocks, avail uint64
+		want          string
+	}{
+		{"half used", 100, 50, ""},
+		{"just under", 1000, 21, ""},
+		{"at the threshold", 100, 2, "disk full: the file system of /s is 98.0% used"},
+		{"no space left", 100, 0, "disk full: the file system of /s is 100.0% used"},
+		{"a file system that says nothing", 0, 0, ""},
+	} {
+		if got := diskFull("/s", tc.blocks, tc.avail, 0.98); got != tc.want {
+			t.Errorf("%s: %q; want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestOutputPatternsAreExpandedPerRank(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	startAgent(t, f, filepath.Join(dir, "state"))
+	r := job("9", 1, "echo out; echo err >&2\n", 0, "n0", "n1")
+	r.Job.Name, r.Job.User, r.Job.ArrayID, r.Job.ArrayIndex = "train", "ada", "7", 2
+	r.Job.Task.WorkDir = dir
+	r.Job.Task.Stdout = "%x-%j-%A_%a-%u-%N-%n-100%%.out"
+	r.Job.Task.Stderr = filepath.Join(dir, "%j.%t.err")
+	f.set(1, []api.Run{r})
+	f.waitEnd("9", 1)
+	if got := waitFile(t, filepath.Join(dir, "train-9-7_2-ada-n1-1-100%.out")); got != "out\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if got := waitFile(t, filepath.Join(dir, "9.1.err")); got != "err\n" {
+		t.Errorf("stderr %q", got)
 	}
 }

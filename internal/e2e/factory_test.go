@@ -162,17 +162,27 @@ func (f *factory) stopServer() {
 // address 127.0.0.i (all loopback) so that tests can tell ranks apart.
 func (f *factory) startAgent(name string) *node {
 	f.t.Helper()
+	return f.startAgentWith(name, nil)
+}
+
+// startAgentWith is startAgent with changes to the agent's configuration.
+func (f *factory) startAgentWith(name string, change func(*agent.Config)) *node {
+	f.t.Helper()
 	var i int
 	fmt.Sscanf(name, "node%d", &i)
 	n := &node{name: name, address: fmt.Sprintf("127.0.0.%d", i+1)}
 	mux := http.NewServeMux()
 	n.logs = httptest.NewServer(mux)
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		Server: f.url, Token: f.agentToken, Address: n.address, AgentURL: n.logs.URL,
 		Node:     model.Node{Name: name, CPUs: 16, MemoryMiB: 65536, Partition: "h100", Block: fmt.Sprintf("b%d", (i+1)/2), Group: "g1"},
 		Devices:  emulated(f.t, 8, "H100"),
 		StateDir: filepath.Join(f.dir, "agents", name), Grace: grace, Heartbeat: heartbeat,
-	})
+	}
+	if change != nil {
+		change(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
