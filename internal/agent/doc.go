@@ -6,7 +6,16 @@
 // most once, remembered in its state directory across its own restarts,
 // stopping what the server no longer wants with the job's signal then
 // SIGKILL, delivering signal orders once — and reports ends, heartbeats
-// and health. It serves the logs of its runs to the server over HTTP.
+// and health (a full disk or a lost accelerator drains the node, with the
+// reason). It serves the logs of its runs to the server over HTTP.
+//
+// The node's accelerators come from internal/accel (discovered, declared
+// or emulated); the processes are internal/launch's, each under a
+// supervisor that outlives the agent, enforces the time limit and records
+// the exit status, with cgroup v2 limits where the host delegates them
+// (the agent says once, at start, whether it does). The agent adds what
+// only it knows: which devices a run gets, the rendezvous of the gang,
+// the output files' %-patterns expanded, and Slurm's variables.
 //
 // Several agents may run in one process (emulated nodes): each has its
 // own node name, state directory and topology labels, and nothing is

@@ -9,6 +9,27 @@
 // within cgroup v2 CPU and memory limits where the host delegates
 // cgroups to us (Capabilities says whether it does, and why not).
 //
+// # A job's environment
+//
+// Nothing of the agent's environment reaches a job but HOME and USER;
+// PATH is BasePath and LANG C.UTF-8. On top of that, in this order (later
+// ones win): the caller's Spec.Extra (the agent puts Slurm's SLURM_*
+// variables there, for unmodified batch scripts, and USINE_NODE,
+// USINE_SERVER, USINE_JOB_NAME, USINE_PROJECT, USINE_ARRAY_ID and
+// USINE_ARRAY_INDEX), then usine's own:
+//
+//	USINE_JOB_ID, USINE_JOB_EPOCH   the job, and which run of it (a requeued job runs again in a new epoch)
+//	USINE_NODE_RANK, USINE_NUM_NODES, USINE_NODES   this node's rank in the gang, its size, every node by rank
+//	USINE_ACCELERATORS              how many accelerators the job has on this node ("2")
+//	USINE_ACCELERATOR_INDEXES       which, as the vendor numbers them ("2,3"; "" for none)
+//	CUDA_VISIBLE_DEVICES (and CUDA_DEVICE_ORDER=PCI_BUS_ID) on NVIDIA nodes, ROCR_VISIBLE_DEVICES and
+//	HIP_VISIBLE_DEVICES on AMD nodes: the same indexes, "" to hide every device from a job given none
+//	MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, NODE_RANK, GROUP_RANK, NNODES, LOCAL_RANK, LOCAL_WORLD_SIZE
+//	                                torch.distributed (env://) and torchrun, one process per node: the script
+//	JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID   jax.distributed.initialize()
+//
+// and last the job's own variables (model.Task.Env), which win over all.
+//
 // # Jobs outlive the agent
 //
 // Each job runs under a small supervisor: the agent's own binary run

@@ -19,26 +19,23 @@ import (
 	"github.com/usine-project/usine/internal/server"
 	"github.com/usine-project/usine/internal/server/servertest"
 	"github.com/usine-project/usine/internal/store"
-	"github.com/usine-project/usine/internal/store/pgtest"
 )
 
-// benchStores name the stores a benchmark runs on: SQLite always,
+// benchStores are the stores a benchmark runs on: SQLite always,
 // PostgreSQL when USINE_TEST_POSTGRES names a server.
 func benchStores() []string {
-	out := []string{"sqlite"}
-	if os.Getenv("USINE_TEST_POSTGRES") != "" {
-		out = append(out, "postgres")
+	out := []string{""}
+	if u := os.Getenv("USINE_TEST_POSTGRES"); u != "" {
+		out = append(out, u)
 	}
 	return out
 }
 
-// benchStore is the URL of a fresh store of the kind named: SQLite in a
-// temporary directory (""), or a database of its own on the test server.
-func benchStore(b *testing.B, name string) string {
-	if name == "sqlite" {
-		return ""
+func storeName(url string) string {
+	if url == "" {
+		return "sqlite"
 	}
-	return pgtest.Fresh(b, pgtest.Server(b))
+	return "postgres"
 }
 
 // BenchmarkSubmitHTTP measures durable submits through the real HTTP API
@@ -47,9 +44,9 @@ func benchStore(b *testing.B, name string) string {
 //
 //	go test ./internal/server -run '^$' -bench SubmitHTTP -benchtime 20000x -count 5
 func BenchmarkSubmitHTTP(b *testing.B) {
-	for _, name := range benchStores() {
-		b.Run(name, func(b *testing.B) {
-			env := servertest.Start(b, servertest.Options{StoreURL: benchStore(b, name), Config: server.Config{RateLimit: 0}})
+	for _, url := range benchStores() {
+		b.Run(storeName(url), func(b *testing.B) {
+			env := servertest.Start(b, servertest.Options{StoreURL: url, Config: server.Config{RateLimit: 0}})
 			body, _ := json.Marshal(api.JobSpec{Project: "default", Accelerators: 1, Limit: 600, Task: model.Task{Script: "#!/bin/sh\ntrue\n"}})
 			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 			var failed atomic.Int64
