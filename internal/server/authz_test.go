@@ -154,7 +154,7 @@ func matrixRows() []matrixRow {
 	ops := []string{asOperator, asAdmin}
 	admins := []string{asAdmin}
 	p := api.Prefix
-	return []matrixRow{
+	return append([]matrixRow{
 		{"GET " + p + "/openapi.json", siteWide, everyone, nil, getPath(p + "/openapi.json")},
 		{"GET " + p + "/whoami", siteWide, withToken, nil, getPath(p + "/whoami")},
 		{"POST " + p + "/jobs", inProject, submitters, admins, func(m *matrix, role, target string) outcome {
@@ -251,7 +251,7 @@ func matrixRows() []matrixRow {
 		{"POST " + p + "/agents/{node}/report", siteWide, ops, nil, func(m *matrix, role, _ string) outcome {
 			return m.do(role, "POST", p+"/agents/spare/report", api.Report{})
 		}},
-	}
+	}, grantMatrixRows()...) // the grants API's rows (grants_test.go)
 }
 
 func getPath(path string) func(m *matrix, role, target string) outcome {

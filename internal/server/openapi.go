@@ -25,7 +25,7 @@ var listQuery = []string{"state", "project", "user", "partition", "array", "name
 
 // operations documents every route of apiRoutes, keyed "METHOD path"; a
 // test checks that both lists name the same routes.
-var operations = map[string]op{
+var operations = withGrantOps(map[string]op{ // + the grants API (grants.go)
 	"GET /api/v1/openapi.json":                      {summary: "This document", out: map[string]any{}},
 	"GET /api/v1/whoami":                            {summary: "Who the token belongs to and their roles", out: api.Whoami{}},
 	"POST /api/v1/jobs":                             {summary: "Submit one job, a job array, or several jobs in one transaction", in: api.SubmitRequest{}, out: api.Jobs{}, status: 201},
@@ -60,7 +60,7 @@ var operations = map[string]op{
 	"POST /api/v1/agents/{node}/register":           {summary: "An agent registers its node as discovered (operator)", in: api.Registration{}, out: store.Node{}},
 	"GET /api/v1/agents/{node}/orders":              {summary: "The node's orders, one JSON line each time they change (operator)", out: api.Orders{}},
 	"POST /api/v1/agents/{node}/report":             {summary: "An agent's heartbeat, ended ranks and health (operator)", in: api.Report{}, status: 204},
-}
+})
 
 type itemsOf[T any] struct {
 	Items []T `json:"items"`

@@ -65,6 +65,7 @@ type Server struct {
 	auth    authCache
 	loop    *Loop
 	agents  *agentHub
+	grants  grantCache // the scheduler's grant feed (grants.go)
 	mux     *http.ServeMux
 	ready   chan struct{}
 	once    sync.Once
@@ -193,7 +194,7 @@ type route struct {
 // apiRoutes lists every endpoint; the OpenAPI document is checked against it.
 func (s *Server) apiRoutes() []route {
 	p := api.Prefix
-	return []route{
+	return append([]route{
 		{"GET", p + "/openapi.json", public, s.openapi},
 		{"GET", p + "/whoami", authed, s.whoami},
 		{"POST", p + "/jobs", authed, s.submit},
@@ -228,7 +229,7 @@ func (s *Server) apiRoutes() []route {
 		{"POST", p + "/agents/{node}/register", authed, s.agentRegister},
 		{"GET", p + "/agents/{node}/orders", authed, s.agentOrders},
 		{"POST", p + "/agents/{node}/report", quiet, s.agentReport},
-	}
+	}, s.grantRoutes()...) // calls, proposals, grants, usage (grants.go)
 }
 
 func (s *Server) routes() *http.ServeMux {
