@@ -3,12 +3,17 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,23 +24,27 @@ import (
 	"github.com/usine-project/usine/internal/server"
 	"github.com/usine-project/usine/internal/server/servertest"
 	"github.com/usine-project/usine/internal/store"
+	"github.com/usine-project/usine/internal/store/pgtest"
+	"github.com/usine-project/usine/internal/store/sqlstore"
 )
 
-// benchStores are the stores a benchmark runs on: SQLite always,
+// benchStores name the stores a benchmark runs on: SQLite always,
 // PostgreSQL when USINE_TEST_POSTGRES names a server.
 func benchStores() []string {
-	out := []string{""}
-	if u := os.Getenv("USINE_TEST_POSTGRES"); u != "" {
-		out = append(out, u)
+	out := []string{"sqlite"}
+	if os.Getenv("USINE_TEST_POSTGRES") != "" {
+		out = append(out, "postgres")
 	}
 	return out
 }
 
-func storeName(url string) string {
-	if url == "" {
-		return "sqlite"
+// benchStore is the URL of a fresh store of the kind named: SQLite in a
+// temporary directory (""), or a database of its own on the test server.
+func benchStore(b *testing.B, name string) string {
+	if name == "sqlite" {
+		return ""
 	}
-	return "postgres"
+	return pgtest.Fresh(b, pgtest.Server(b))
 }
 
 // BenchmarkSubmitHTTP measures durable submits through the real HTTP API
@@ -44,9 +53,9 @@ func storeName(url string) string {
 //
 //	go test ./internal/server -run '^$' -bench SubmitHTTP -benchtime 20000x -count 5
 func BenchmarkSubmitHTTP(b *testing.B) {
-	for _, url := range benchStores() {
-		b.Run(storeName(url), func(b *testing.B) {
-			env := servertest.Start(b, servertest.Options{StoreURL: url, Config: server.Config{RateLimit: 0}})
+	for _, name := range benchStores() {
+		b.Run(name, func(b *testing.B) {
+			env := servertest.Start(b, servertest.Options{StoreURL: benchStore(b, name), Config: server.Config{RateLimit: 0}})
 			body, _ := json.Marshal(api.JobSpec{Project: "default", Accelerators: 1, Limit: 600, Task: model.Task{Script: "#!/bin/sh\ntrue\n"}})
 			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 			var failed atomic.Int64
@@ -182,3 +191,96 @@ func waitCount(b *testing.B, env *servertest.Env, state model.JobState, n int) {
 }
 
 var _ = fmt.Sprint
+
+// BenchmarkServerMemory measures what the server holds with an emulated
+// 100,000-accelerator cluster (12,500 nodes), 100,000 live jobs (8,750
+// running, the rest waiting) and one million finished ones in its SQLite
+// store: the Go heap in use and the process's resident set after a GC, with
+// the scheduler's view loaded and a full pass done.
+//
+//	go test ./internal/server -run '^$' -bench ServerMemory -benchtime 1x
+func BenchmarkServerMemory(b *testing.B) {
+	ctx := context.Background()
+	url := "sqlite:" + b.TempDir() + "/usine.db"
+	st, err := sqlstore.Open(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const finished = 1_000_000
+	batch := make([]store.Job, 10_000)
+	for i := range batch {
+		batch[i] = store.Job{Job: model.Job{ID: "new", Project: "default", User: "admin", Accelerators: 8, Limit: 3600, Submit: 1},
+			Task: model.Task{Script: "#!/bin/sh\ntrain.sh\n"}}
+	}
+	for range finished / len(batch) {
+		if _, err := st.SubmitJobs(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	batch = nil
+	db, err := sql.Open("sqlite", strings.TrimPrefix(url, "sqlite:"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE jobs SET state = 'completed'`); err != nil {
+		b.Fatalf("end the finished jobs: %v", err)
+	}
+	db.Close()
+	st.Close()
+
+	env := servertest.Start(b, servertest.Options{Cluster: "gigafactory", StoreURL: url, Config: server.Config{RateLimit: 0, BackfillInterval: 5 * time.Second}})
+	live := func(n, nodes int) []store.Job {
+		js := make([]store.Job, n)
+		for i := range js {
+			js[i] = store.Job{Job: model.Job{ID: "new", Project: "default", User: "admin", Nodes: nodes, AcceleratorsPerNode: 8, Limit: 86400},
+				Task: model.Task{Script: "#!/bin/sh\ntrain.sh\n", Env: map[string]string{"RUN": strconv.Itoa(i)}}}
+		}
+		return js
+	}
+	const running, waiting = 8750, 91_250
+	for _, js := range [][]store.Job{live(running, 1), live(waiting, 4000)} {
+		for i := 0; i < len(js); i += 5000 {
+			if _, err := env.Store.SubmitJobs(ctx, js[i:min(i+5000, len(js))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		env.Server.Loop().Wake()
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		st := env.Server.Loop().State()
+		if st.Running == running && st.Pending == waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the loop sees %d running and %d waiting; want %d and %d", st.Running, st.Pending, running, waiting)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := env.Server.Loop().Pass(ctx, true); err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap_MiB")
+	b.ReportMetric(float64(rss())/(1<<20), "rss_MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// rss is the process's resident set size in bytes, from /proc (0 where
+// there is none).
+func rss() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if kb, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
