@@ -115,11 +115,20 @@ func crashStorm(t *testing.T, bin, storeURL string) {
 			cur.Store(&u)
 		}
 	}
-	// A last life, long enough for the agents to see the orders of the
-	// jobs started just before the last kill; then the final kill.
+	// A last life, at least until a job has run to its end (on a loaded
+	// machine the short lives may not have got that far); then the final
+	// kill, in the middle of the storm still.
 	u := srv.start()
 	cur.Store(&u)
-	time.Sleep(500 * time.Millisecond)
+	for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
+		done, err := srv.admin().Jobs(ctx, api.JobQuery{States: []string{string(model.JobCompleted)}, Limit: 1})
+		if err == nil && len(done.Items) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no job completed within %v of the last start (%v)", wait, err)
+		}
+	}
 	close(stop)
 	srv.kill()
 	wg.Wait()
