@@ -34,6 +34,7 @@ func clientCommands() []*cobra.Command {
 		newJobActionCmd("cancel"), newJobActionCmd("hold"), newJobActionCmd("release"), newJobActionCmd("requeue"),
 		newNodesCmd(), newDrainCmd(), newResumeCmd(), newPartitionsCmd(),
 		newProjectsCmd(), newTokenCmd(),
+		newGrantsCmd(), newCallsCmd(), newProposalsCmd(), newUsageCmd(), // grants.go, usage.go
 	}
 }
 
