@@ -246,4 +246,3 @@ func TestProgrammeOfficers(t *testing.T) {
 		})
 	}
 }
-
