@@ -254,10 +254,10 @@ func (s *Server) putProject(w http.ResponseWriter, r *http.Request) error {
 		return p.global(store.RoleAdmin, store.RoleOfficer) || (parent != "" && p.in(parent, store.RoleManager))
 	}
 	if !mayPlace(v.Parent) {
-		return forbidden("%s may not put project %s %s: %s", p.User, name, where(v.Parent), whoMay(v.Parent))
+		return forbidden("%s may not create or change project %s %s: that needs %s", p.User, name, where(v.Parent), needs(v.Parent))
 	}
 	if cur, exists := parents[name]; exists && cur != v.Parent && !mayPlace(cur) {
-		return forbidden("%s may not move project %s, now %s: %s", p.User, name, where(cur), whoMay(cur))
+		return forbidden("%s may not create or change project %s: it sits %s, and moving it from there needs %s", p.User, name, where(cur), needs(cur))
 	}
 	if v.Parent != "" {
 		if _, ok := parents[v.Parent]; !ok {
@@ -277,7 +277,7 @@ func (s *Server) putProject(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// where and whoMay say, in messages, where a project sits in the tree and
+// where and needs say, in messages, where a project sits in the tree and
 // who may place projects there.
 func where(parent string) string {
 	if parent == "" {
@@ -286,11 +286,11 @@ func where(parent string) string {
 	return "below " + parent
 }
 
-func whoMay(parent string) string {
+func needs(parent string) string {
 	if parent == "" {
-		return "only an admin or an officer may"
+		return "an admin or an officer"
 	}
-	return "it needs an admin, an officer or a manager of " + parent
+	return "an admin, an officer or a manager of " + parent
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) error {
