@@ -69,17 +69,15 @@ type agentHub struct {
 	reports   prometheus.Counter
 	lost      prometheus.Counter
 
-	mu      sync.Mutex
-	rev     int64                            // latest revision in the index
-	jobs    map[string]*store.Job            // running jobs with an allocation
-	byNode  map[string]map[string]struct{}   // node → IDs of its running jobs
-	gone    map[string]tombstone             // jobs seen leaving, against stale news
-	subs    map[string]map[chan struct{}]int // node → open orders streams
-	signals map[string][]pendingSignal       // node → signal orders
-	addrs   map[string]nodeAddr              // node → address cache
-	beats   map[string]struct{}              // heartbeats not yet written
-	heard   map[string]time.Time             // last word from each node's agent here
-	seq     int64
+	mu     sync.Mutex
+	rev    int64                            // latest revision in the index
+	jobs   map[string]*store.Job            // running jobs with an allocation
+	byNode map[string]map[string]struct{}   // node → IDs of its running jobs
+	gone   map[string]tombstone             // jobs seen leaving, against stale news
+	subs   map[string]map[chan struct{}]int // node → open orders streams
+	addrs  map[string]nodeAddr              // node → address cache
+	beats  map[string]struct{}              // heartbeats not yet written
+	heard  map[string]time.Time             // last word from each node's agent here
 	// stepSecret keys the step keys of runs (stepKey).
 	stepSecret []byte
 }
@@ -87,11 +85,6 @@ type agentHub struct {
 type tombstone struct {
 	rev int64
 	at  time.Time
-}
-
-type pendingSignal struct {
-	api.SignalOrder
-	expires time.Time
 }
 
 type nodeAddr struct {
@@ -109,11 +102,9 @@ func newAgentHub(s *Server) *agentHub {
 		byNode:    map[string]map[string]struct{}{},
 		gone:      map[string]tombstone{},
 		subs:      map[string]map[chan struct{}]int{},
-		signals:   map[string][]pendingSignal{},
 		addrs:     map[string]nodeAddr{},
 		beats:     map[string]struct{}{},
 		heard:     map[string]time.Time{},
-		seq:       time.Now().UnixNano(), // unique across restarts: agents run each once
 	}
 	h.stepSecret = s.cfg.StepSecret
 	if len(h.stepSecret) == 0 {
@@ -221,10 +212,6 @@ func (h *agentHub) load(ctx context.Context) error {
 // onJob hears every job change the loop sees. It must not block, and it
 // runs under the loop's lock: nothing here may call the loop.
 func (h *agentHub) onJob(j store.Job) {
-	if sig, ok := strings.CutPrefix(j.Signal, "pending:"); ok {
-		h.addSignal(j, sig)
-		return
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.applyLocked(j)
@@ -262,6 +249,9 @@ func (h *agentHub) applyLocked(j store.Job) {
 	cp := j
 	h.jobs[j.ID] = &cp
 	if old != nil && old.Epoch == j.Epoch && slices.Equal(old.Alloc, j.Alloc) {
+		if len(old.Signals) != len(j.Signals) {
+			h.notifyAlloc(j.Alloc) // a new signal to carry out
+		}
 		return // a change agents need not hear of
 	}
 	if old != nil {
@@ -305,21 +295,7 @@ func (h *agentHub) notifyLocked(node string) {
 	}
 }
 
-// addSignal queues a signal order for every node the job runs on.
-func (h *agentHub) addSignal(j store.Job, sig string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.seq++
-	for _, a := range j.Alloc {
-		h.signals[a.Node] = append(h.signals[a.Node], pendingSignal{
-			SignalOrder: api.SignalOrder{Job: j.ID, Epoch: j.Epoch, Signal: sig, Seq: h.seq},
-			expires:     time.Now().Add(signalTTL),
-		})
-		h.notifyLocked(a.Node)
-	}
-}
-
-// prune forgets expired signal orders and old tombstones.
+// prune forgets old tombstones.
 func (h *agentHub) prune() {
 	now := time.Now()
 	h.mu.Lock()
@@ -327,14 +303,6 @@ func (h *agentHub) prune() {
 	for id, t := range h.gone {
 		if now.Sub(t.at) > tombstoneTTL {
 			delete(h.gone, id)
-		}
-	}
-	for node, ss := range h.signals {
-		ss = slices.DeleteFunc(ss, func(p pendingSignal) bool { return now.After(p.expires) })
-		if len(ss) == 0 {
-			delete(h.signals, node)
-		} else {
-			h.signals[node] = ss
 		}
 	}
 }
@@ -348,12 +316,15 @@ func (h *agentHub) orders(ctx context.Context, node string) api.Orders {
 	for id := range h.byNode[node] {
 		jobs = append(jobs, *h.jobs[id])
 	}
-	for _, p := range h.signals[node] {
-		if j := h.jobs[p.Job]; j != nil && j.Epoch == p.Epoch {
-			o.Signals = append(o.Signals, p.SignalOrder)
+	h.mu.Unlock()
+	recent := time.Now().Add(-signalTTL).Unix()
+	for _, j := range jobs {
+		for _, s := range j.Signals {
+			if s.Epoch == j.Epoch && s.Time >= recent {
+				o.Signals = append(o.Signals, api.SignalOrder{Job: j.ID, Epoch: s.Epoch, Signal: s.Signal, Seq: s.Seq})
+			}
 		}
 	}
-	h.mu.Unlock()
 	slices.SortFunc(jobs, func(a, b store.Job) int { return strings.Compare(a.ID, b.ID) })
 	for _, j := range jobs {
 		r := api.Run{Job: j, Epoch: j.Epoch, Rank: -1, Deadline: j.Start + j.Limit,

@@ -399,6 +399,29 @@ func TestSignalsReachTheNodesOfTheJob(t *testing.T) {
 	}
 }
 
+// A signal asked of one replica reaches the agents connected to another:
+// it is part of the job, which every replica follows.
+func TestSignalsReachAgentsOfAnotherReplica(t *testing.T) {
+	t.Parallel()
+	cfg := server.Config{NodeTimeout: time.Second, AgentHeartbeat: 50 * time.Millisecond}
+	url := "sqlite:" + t.TempDir() + "/usine.db"
+	first := servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
+	second := servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
+	drainAllBut(t, first, "node4")
+	a := connect(t, first, "node4", "")
+	j := submit(t, first, spec("default", 2))
+	viaSecond := &api.Client{BaseURL: second.URL, Token: first.AdminToken} // one admin, two replicas
+	for _, sig := range []string{"USR1", "USR2"} {
+		if _, err := viaSecond.JobAction(context.Background(), j.ID, "cancel", api.CancelRequest{Signal: sig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := a.waitOrders(t, "two signal orders", func(o api.Orders) bool { return len(o.Signals) == 2 })
+	if s := o.Signals; s[0].Signal != "USR1" || s[1].Signal != "USR2" || s[0].Seq == s[1].Seq || s[0].Epoch != j.Epoch {
+		t.Errorf("signal orders %+v; want USR1 then USR2 to epoch %d, each with its own sequence number", s, j.Epoch)
+	}
+}
+
 func TestAgentsNeedAnOperator(t *testing.T) {
 	t.Parallel()
 	env := agentEnv(t)

@@ -419,7 +419,6 @@ func (s *Server) jobAction(act jobAct) handler {
 		}
 		if body.Signal != "" {
 			ev.Kind, ev.Detail = "signalled", body.Signal+" by "+p.User
-			s.loop.Signal(j, body.Signal)
 		}
 		if err := s.store.AddEvents(r.Context(), []store.Event{ev}); err != nil {
 			return fmt.Errorf("record event of job %s: %w", j.ID, err)
@@ -443,6 +442,15 @@ func applyAction(act jobAct, j *store.Job, signal string, now int64, user string
 		if signal != "" {
 			if j.State != model.JobRunning {
 				return conflict("only a running job can be signalled")
+			}
+			seq := int64(1)
+			if n := len(j.Signals); n > 0 {
+				seq = j.Signals[n-1].Seq + 1
+			}
+			j.Signals = slices.DeleteFunc(j.Signals, func(s store.SignalRequest) bool { return s.Epoch != j.Epoch })
+			j.Signals = append(j.Signals, store.SignalRequest{Seq: seq, Epoch: j.Epoch, Signal: signal, Time: now})
+			if n := len(j.Signals); n > store.MaxSignals {
+				j.Signals = slices.Delete(j.Signals, 0, n-store.MaxSignals)
 			}
 			return nil
 		}

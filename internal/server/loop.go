@@ -151,17 +151,6 @@ func (l *Loop) Watch(fn func(store.Job)) {
 	l.watchers = append(l.watchers, fn)
 }
 
-// Signal asks the job's agents to send it a signal.
-func (l *Loop) Signal(j store.Job, sig string) {
-	l.mu.Lock()
-	ws := slices.Clone(l.watchers)
-	l.mu.Unlock()
-	j.Signal = "pending:" + sig
-	for _, fn := range ws {
-		fn(j)
-	}
-}
-
 // Partitions are the partitions as the loop last read them (nil before
 // its first pass). The caller must not modify them.
 func (l *Loop) Partitions() []model.Partition {

@@ -51,8 +51,23 @@ type Job struct {
 	// Ranks records how the ranks of the current run ended, as their
 	// agents reported; entries of an older Epoch belong to a past run.
 	Ranks []RankEnd `json:"ranks,omitempty"`
+	// Signals asked for the current run (usine cancel --signal). They are
+	// part of the job so that every replica's agents hear of them.
+	Signals []SignalRequest `json:"signals,omitempty"`
 	Rev   int64     `json:"rev"` // store revision of the last change
 }
+
+// SignalRequest is a signal asked for one run of a job. Agents carry out
+// each Seq of a run once.
+type SignalRequest struct {
+	Seq    int64  `json:"seq"`
+	Epoch  int64  `json:"epoch"`
+	Signal string `json:"signal"`
+	Time   int64  `json:"time"` // Unix seconds; orders are repeated for a while after
+}
+
+// MaxSignals is how many signal requests a job keeps.
+const MaxSignals = 16
 
 // RankEnd is how one rank of one run of a job ended.
 type RankEnd struct {
