@@ -531,6 +531,15 @@ func (l *Loop) loadCluster(ctx context.Context) error {
 	if l.v.projects, err = st.Projects(ctx); err != nil {
 		return fmt.Errorf("load projects: %w", err)
 	}
+	if len(nodes) == 0 {
+		// A new factory, before its first agent registers: nothing to
+		// schedule on, and nothing wrong.
+		if l.state.TopologyErr == "" {
+			l.s.log.Info("no nodes yet: jobs wait until agents register theirs")
+		}
+		l.state.TopologyErr = "no nodes yet: start agents (usine agent) or declare nodes"
+		return nil
+	}
 	slices.SortFunc(nodes, func(a, b store.Node) int { return strings.Compare(a.Name, b.Name) })
 	same := l.v.topo != nil && len(nodes) == len(l.v.nodes)
 	for i := 0; same && i < len(nodes); i++ {
