@@ -30,6 +30,7 @@ type Planner struct {
 	pl   *placer
 	buf  passBuffers
 	base base
+	fair fairTree
 }
 
 // passBuffers is scratch space a pass may grow and the next one reuse.
@@ -37,6 +38,8 @@ type passBuffers struct {
 	byEnd, heap []ending
 	hyp         []res
 	hypHist     []int32
+	ranks       []ranked
+	jobNodes    []int32 // per pending job, its project's fair-tree node
 }
 
 // NewPlanner returns a planner for snapshots of topology t.
@@ -57,6 +60,8 @@ func (pr *Planner) Plan(s *Snapshot, now int64) *Decisions {
 	p.run()
 	pr.buf = p.passBuffers
 	pr.buf.byEnd = pr.buf.byEnd[:0]
+	clear(pr.buf.ranks) // keep no pointer into the caller's snapshot
+	pr.buf.ranks = pr.buf.ranks[:0]
 	return &p.dec
 }
 
@@ -90,6 +95,7 @@ type pass struct {
 	reservations []booking
 	passBuffers        // byEnd: running jobs by end time, a heap; the rest scratch
 	base         *base // the planner's cluster with running jobs held
+	fair         *fairTree
 	asCompiled   bool
 }
 
@@ -135,6 +141,7 @@ func newPass(pr *Planner, s *Snapshot, now int64) *pass {
 	pr.st.reset(p.t, p.nodes, p.parts, p.asCompiled)
 	p.st = &pr.st
 	p.base = &pr.base
+	p.fair = &pr.fair
 	p.pl = pr.pl
 	p.qos = make(map[string]*QoS, len(s.QoS))
 	for i := range s.QoS {
@@ -173,7 +180,8 @@ func (p *pass) run() {
 	}
 	p.holdRunning()
 
-	ranks := order(s, p.now, p.qos, p.totalAcc())
+	p.ranks = order(s, p.now, p.qos, p.totalAcc(), p.fair, p.ranks, &p.jobNodes)
+	ranks := p.ranks
 	p.dec.Waiting = make([]Wait, 0, len(ranks))
 	for k := range ranks {
 		p.consider(&ranks[k])

@@ -2,12 +2,17 @@ package sim
 
 import (
 	"context"
+	"flag"
 	"testing"
 
 	clusters "github.com/usine-project/usine/internal/cluster"
 	"github.com/usine-project/usine/internal/sched"
 	"github.com/usine-project/usine/internal/trace"
 )
+
+// gigaJobs sizes BenchmarkReplayGigafactory's workload; docs/SIM.md records
+// runs of 100,000 and 1,000,000 jobs.
+var gigaJobs = flag.Int("giga-jobs", 20_000, "jobs replayed by BenchmarkReplayGigafactory")
 
 // BenchmarkReplayGigafactory replays generated gigafactory workloads (the
 // mix of usine trace gen, at 90 % offered load) on the built-in gigafactory
@@ -18,7 +23,7 @@ func BenchmarkReplayGigafactory(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	recs, err := trace.Generate(trace.GenOptions{Jobs: 20_000, Seed: 1})
+	recs, err := trace.Generate(trace.GenOptions{Jobs: *gigaJobs, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
