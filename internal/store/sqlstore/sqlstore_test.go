@@ -12,6 +12,7 @@ import (
 
 	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/store"
+	"github.com/usine-project/usine/internal/store/pgtest"
 	"github.com/usine-project/usine/internal/store/storetest"
 )
 
@@ -42,18 +43,11 @@ func TestSQLite(t *testing.T) {
 	storetest.Run(t, opener(func(t *testing.T) string { return sqliteURL(t) }))
 }
 
-// postgresURL is the server make test starts; without it the PostgreSQL
-// tests cannot run, which fails the run when USINE_REQUIRE_POSTGRES=1.
-func postgresURL(t testing.TB) string {
-	u := os.Getenv("USINE_TEST_POSTGRES")
-	if u == "" {
-		if os.Getenv("USINE_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("USINE_REQUIRE_POSTGRES=1 but USINE_TEST_POSTGRES is empty: run the tests through scripts/with-postgres (make test)")
-		}
-		t.Skip("no PostgreSQL: set USINE_TEST_POSTGRES, or run make test, which starts one")
-	}
-	return u
-}
+// The PostgreSQL server and a database of a test's own on it.
+var (
+	postgresURL   = pgtest.Server
+	freshPostgres = pgtest.Fresh
+)
 
 func TestPostgres(t *testing.T) {
 	base := postgresURL(t)
