@@ -183,4 +183,3 @@ func fairShareReference(projects []model.Project, usage map[string]float64, extr
 	}
 	return rank
 }
-
