@@ -879,6 +879,11 @@ func (s *Server) jobLog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A job's output is its owner's, as its files are on a Slurm cluster:
+	// seeing a job is not enough to read what it printed.
+	if p := who(r.Context()); !p.canAct(&j) {
+		return forbidden("%s may not read the output of job %s of %s: only its owner, the project's managers, operators and admins may", p.User, j.ID, j.User)
+	}
 	rank, err := queryInt(r, "rank", 0, 1<<20)
 	if err != nil {
 		return err

@@ -239,7 +239,7 @@ func matrixRows() []matrixRow {
 		}},
 		{"GET " + p + "/audit", siteWide, admins, nil, getPath(p + "/audit")},
 		{"GET " + p + "/scheduler", siteWide, withToken, nil, getPath(p + "/scheduler")},
-		{"GET " + p + "/jobs/{id}/log", inProject, seers, siteSeers, func(m *matrix, role, target string) outcome {
+		{"GET " + p + "/jobs/{id}/log", inProject, actors, ops, func(m *matrix, role, target string) outcome {
 			return m.do(role, "GET", p+"/jobs/"+m.running[target]+"/log", nil)
 		}},
 		{"POST " + p + "/agents/{node}/register", siteWide, ops, nil, func(m *matrix, role, _ string) outcome {
@@ -538,7 +538,8 @@ func TestRolesAreTakenOnlyByWhoMayGiveThem(t *testing.T) {
 }
 
 // TestMembersActOnlyOnTheirOwnJobs: a member sees a colleague's job in
-// their project but may not cancel it; the project's manager may.
+// their project but may not read its output or cancel it; the project's
+// manager may.
 func TestMembersActOnlyOnTheirOwnJobs(t *testing.T) {
 	t.Parallel()
 	m := newMatrix(t)
@@ -546,6 +547,9 @@ func TestMembersActOnlyOnTheirOwnJobs(t *testing.T) {
 	id := m.job("own", func(j *store.Job) { j.User = "mate" })
 	if o := m.do(asMember, "GET", api.Prefix+"/jobs/"+id, nil); o.status != http.StatusOK {
 		t.Errorf("a member could not see a colleague's job: HTTP %d (%s)", o.status, o.body)
+	}
+	if o := m.do(asMember, "GET", api.Prefix+"/jobs/"+id+"/log", nil); o.status != http.StatusForbidden {
+		t.Errorf("a member read a colleague's job's output: HTTP %d (%s); want 403", o.status, o.body)
 	}
 	if o := m.do(asMember, "POST", api.Prefix+"/jobs/"+id+"/cancel", nil); o.status != http.StatusForbidden {
 		t.Errorf("a member cancelled a colleague's job: HTTP %d (%s); want 403", o.status, o.body)
