@@ -21,6 +21,7 @@ import (
 	"github.com/usine-project/usine/internal/api"
 	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/store"
+	"github.com/usine-project/usine/internal/store/pgtest"
 	"github.com/usine-project/usine/internal/store/sqlstore"
 )
 
@@ -47,9 +48,9 @@ func TestSIGKILLDuringASubmitStorm(t *testing.T) {
 		crashStorm(t, bin, "")
 	})
 	t.Run("postgres", func(t *testing.T) {
-		base := postgresServer(t)
+		base := pgtest.Server(t)
 		t.Parallel()
-		crashStorm(t, bin, freshDatabase(t, base))
+		crashStorm(t, bin, pgtest.Fresh(t, base))
 	})
 }
 

@@ -2,13 +2,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
@@ -16,6 +11,7 @@ import (
 	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/server"
 	"github.com/usine-project/usine/internal/store"
+	"github.com/usine-project/usine/internal/store/pgtest"
 )
 
 // TestASecondReplicaTakesOverFromAKilledLeader runs two usine server
@@ -27,10 +23,10 @@ import (
 // The takeover time is logged, not asserted: it is a figure for
 // docs/PERFORMANCE.md, and the machine is shared.
 func TestASecondReplicaTakesOverFromAKilledLeader(t *testing.T) {
-	base := postgresServer(t)
+	base := pgtest.Server(t)
 	t.Parallel()
 	bin := buildUsine(t)
-	storeURL := freshDatabase(t, base)
+	storeURL := pgtest.Fresh(t, base)
 	ctx := context.Background()
 
 	begin := time.Now()
@@ -161,49 +157,4 @@ func waitStarted(t *testing.T, c *api.Client, id string) store.Job {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// postgresServer is the PostgreSQL server make test starts; without one
-// the test cannot run, which fails it when USINE_REQUIRE_POSTGRES=1.
-func postgresServer(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("USINE_TEST_POSTGRES")
-	if u == "" {
-		if os.Getenv("USINE_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("USINE_REQUIRE_POSTGRES=1 but USINE_TEST_POSTGRES is empty: run the tests through scripts/with-postgres (make test)")
-		}
-		t.Skip("no PostgreSQL: set USINE_TEST_POSTGRES, or run through scripts/with-postgres (make test does)")
-	}
-	return u
-}
-
-// freshDatabase creates a database of its own for the test on the server
-// at base, dropped at the end, and returns its URL.
-func freshDatabase(t *testing.T, base string) string {
-	t.Helper()
-	db, err := sql.Open("pgx", base) // the driver sqlstore registers
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "usine_e2e_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(context.Background(), "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
-		if err != nil {
-			return
-		}
-		defer db.Close()
-		db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
