@@ -21,7 +21,9 @@ func main() {
 	err := cli.Run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "usine:", err)
+		if !cli.Reported(err) { // the Slurm commands print their errors their own way
+			fmt.Fprintln(os.Stderr, "usine:", err)
+		}
 		os.Exit(cli.ExitCode(err))
 	}
 }

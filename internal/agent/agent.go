@@ -57,6 +57,10 @@ type Config struct {
 	// NoCgroup runs jobs without cgroup v2 limits even where the host
 	// delegates cgroups.
 	NoCgroup bool
+	// Spares keeps a supervisor started ahead of the next launch (nil =
+	// none: each launch waits for its supervisor to start). Agents of one
+	// process may share one; its owner closes it.
+	Spares *launch.Spares
 	// Accelerators recounts the node's accelerators for the health check;
 	// nil = never (emulated or declared devices).
 	Accelerators func(ctx context.Context) (int, error)
@@ -92,6 +96,7 @@ type Agent struct {
 	every    time.Duration // report interval the server asks for
 	health   string
 	exits    sync.WaitGroup
+	steps    stepKeys // srun's steps in batch jobs (steps.go)
 }
 
 // run is one rank the agent launched (or refused to launch).
@@ -148,7 +153,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
 	}
-	l, err := launch.New(launch.Config{StateDir: cfg.StateDir, Supervisor: cfg.Supervisor, NoCgroup: cfg.NoCgroup})
+	l, err := launch.New(launch.Config{StateDir: cfg.StateDir, Supervisor: cfg.Supervisor, NoCgroup: cfg.NoCgroup, Spares: cfg.Spares})
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
 	}
@@ -492,6 +497,7 @@ func (a *Agent) launchLocked(o api.Run, devs []int) {
 		return
 	}
 	spec := a.spec(o, devs, now)
+	a.batchSpec(o, &spec) // sbatch's jobs: the script on rank 0 only (steps.go)
 	r.rec.StopSignal = spec.Task.Signal
 	if err := a.state.save(&r.rec); err != nil {
 		// Without the record the promise cannot be kept: do not launch.

@@ -23,6 +23,7 @@ import (
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /logs/{job}", a.serveLog)
+	mux.HandleFunc("POST /steps/{job}", a.serveStep) // srun (steps.go)
 	return mux
 }
 
@@ -42,6 +43,14 @@ func Mux(agents []*Agent) http.Handler {
 			return
 		}
 		a.serveLog(w, r)
+	})
+	mux.HandleFunc("POST /nodes/{node}/steps/{job}", func(w http.ResponseWriter, r *http.Request) {
+		a := byNode[r.PathValue("node")]
+		if a == nil {
+			logError(w, http.StatusNotFound, api.CodeNotFound, "no agent for node %s here", r.PathValue("node"))
+			return
+		}
+		a.serveStep(w, r)
 	})
 	return mux
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -78,6 +79,11 @@ func ExitCode(err error) int {
 
 // Run executes the command line args (args[0] is the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		if slurmCmd := slurmMain(filepath.Base(args[0])); slurmCmd != nil {
+			return slurmCmd(ctx, args[1:], stdout, stderr)
+		}
+	}
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
@@ -96,7 +102,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })
 	root.AddCommand(newTraceCmd(), newSimCmd(), newUpCmd(), newPlanCmd(), newServerCmd())
-	root.AddCommand(newAgentCmd(), newLogsCmd())
+	root.AddCommand(newAgentCmd(), newLogsCmd(), newSlurmCmd())
 	root.AddCommand(clientCommands()...)
 	return root
 }
