@@ -17,6 +17,8 @@ type base struct {
 	bits [][][]uint64
 	prev []held // the last pass's running jobs, by ID
 	next []held // scratch for the next prev
+	// changed lists the nodes whose free changed since the last load.
+	changed []int32
 }
 
 // held is a running job as the base holds it.
@@ -41,6 +43,8 @@ func (b *base) capture(st *state, running []Running) {
 			b.bits[p][a] = append(b.bits[p][a][:0], st.levelBits[p][a]...)
 		}
 	}
+	b.changed = b.changed[:0]
+	st.freeSynced, st.freeDirty = true, st.freeDirty[:0]
 	b.prev = b.prev[:0]
 	for k := range running {
 		b.prev = append(b.prev, held{running[k].Job.ID, running[k].Alloc})
@@ -98,6 +102,7 @@ func (b *base) apply(st *state, slots []Slot, sign int32) {
 		old := b.free[i]
 		nv := res{old.acc - sign*r.acc, old.cpu - sign*r.cpu, old.mem - int64(sign)*r.mem}
 		b.free[i] = nv
+		b.changed = append(b.changed, i)
 		if !st.usable[i] {
 			continue
 		}
@@ -124,7 +129,17 @@ func (b *base) apply(st *state, slots []Slot, sign int32) {
 // load starts a pass's state from the base.
 func (st *state) load(b *base) {
 	st.ensureHist()
-	copy(st.free, b.free)
+	if st.freeSynced {
+		for _, i := range st.freeDirty {
+			st.free[i] = b.free[i]
+		}
+		for _, i := range b.changed {
+			st.free[i] = b.free[i]
+		}
+	} else {
+		copy(st.free, b.free)
+	}
+	st.freeSynced, st.freeDirty, b.changed = true, st.freeDirty[:0], b.changed[:0]
 	copy(st.histAll, b.hist)
 	copy(st.histLong, b.hist)
 	copy(st.partAll, b.part)

@@ -74,6 +74,9 @@ type placer struct {
 	order  []int32 // scratch list of blocks or groups
 	cand   []cand
 	picked []int32
+	// Scratch for spreading a gang over groups.
+	gsum       []int // per group: nodes that can hold the request
+	groupOrder []int32
 }
 
 type cand struct {
@@ -144,14 +147,19 @@ func (pl *placer) gang(v *view, p int32, n int, per res, oneBlock bool) ([]int32
 		return pl.pick(v, n, per)
 	}
 	// Fewest groups: the fullest groups first, their fullest blocks first.
-	gs := append([]int32(nil), pi.groups...)
-	gsum := func(g int32) int {
+	if len(pl.gsum) < len(pl.t.groups) {
+		pl.gsum = make([]int, len(pl.t.groups))
+	}
+	for _, g := range pi.groups {
 		s := 0
 		for _, b := range pl.t.groups[g].blocks {
 			s += pl.cnt[b]
 		}
-		return s
+		pl.gsum[g] = s
 	}
+	gsum := func(g int32) int { return pl.gsum[g] }
+	gs := append(pl.groupOrder[:0], pi.groups...)
+	pl.groupOrder = gs
 	slices.SortStableFunc(gs, func(a, b int32) int { return gsum(b) - gsum(a) })
 	pl.order = pl.order[:0]
 	got := 0

@@ -35,11 +35,18 @@ type Planner struct {
 
 // passBuffers is scratch space a pass may grow and the next one reuse.
 type passBuffers struct {
-	byEnd, heap []ending
-	hyp         []res
-	hypHist     []int32
-	ranks       []ranked
-	jobNodes    []int32 // per pending job, its project's fair-tree node
+	// byEnd is a heap of running jobs by end, ends the prefix taken from
+	// it in order (see endingAt); heaped says both are this pass's.
+	byEnd, ends  []ending
+	heaped       bool
+	hyp          []res
+	hypHist      []int32
+	touchedHyp   []int32
+	resvIn       []int8
+	resvEnds     []int64
+	startedByEnd []commitment
+	ranks        []ranked
+	jobNodes     []int32 // per pending job, its project's fair-tree node
 }
 
 // NewPlanner returns a planner for snapshots of topology t.
@@ -59,8 +66,9 @@ func (pr *Planner) Plan(s *Snapshot, now int64) *Decisions {
 	p := newPass(pr, s, now)
 	p.run()
 	pr.buf = p.passBuffers
-	pr.buf.byEnd = pr.buf.byEnd[:0]
-	clear(pr.buf.ranks) // keep no pointer into the caller's snapshot
+	pr.buf.heaped = false
+	clear(pr.buf.startedByEnd) // keep no pointer into this pass's decisions
+	clear(pr.buf.ranks)        // keep no pointer into the caller's snapshot
 	pr.buf.ranks = pr.buf.ranks[:0]
 	return &p.dec
 }
@@ -93,7 +101,7 @@ type pass struct {
 
 	estimate     []estReq
 	reservations []booking
-	passBuffers        // byEnd: running jobs by end time, a heap; the rest scratch
+	passBuffers        // scratch the planner keeps between passes
 	base         *base // the planner's cluster with running jobs held
 	fair         *fairTree
 	asCompiled   bool
@@ -200,6 +208,8 @@ func (p *pass) holdRunning() {
 		p.st.load(b)
 		return
 	}
+	p.st.freeSynced = false
+	copy(p.st.free, p.t.cap)
 	for k := range p.s.Running {
 		for _, sl := range p.s.Running[k].Alloc {
 			if sl.Node >= 0 && int(sl.Node) < len(p.st.free) {
@@ -616,11 +626,11 @@ func (p *pass) placeIn(v *view, part int32, j *model.Job) ([]Slot, outcome) {
 		if out != placed {
 			return nil, out
 		}
+		slices.Sort(nodes) // scratch; each node once
 		slots := make([]Slot, len(nodes))
 		for k, i := range nodes {
 			slots[k] = Slot{Node: i, Accelerators: int(per.acc), CPUs: int(per.cpu), MemoryMiB: per.mem}
 		}
-		slices.SortFunc(slots, func(a, b Slot) int { return cmp.Compare(a.Node, b.Node) })
 		return slots, placed
 	}
 	pi := &p.t.parts[part]

@@ -111,3 +111,41 @@ func advance(s *sched.Snapshot, d *sched.Decisions, now int64) *sched.Snapshot {
 	slices.SortFunc(n.Pending, func(a, b model.Job) int { return strings.Compare(a.ID, b.ID) })
 	return &n
 }
+
+// A planner restores only what changed since its last pass when the cluster
+// is as compiled: what its last pass took (even when the caller did not
+// apply those decisions) and what started and ended since. Passes over a
+// cluster with nodes down in between must not leave anything behind either.
+// Passes alternate between the compiled cluster and one with a node
+// drained, each planned twice, while jobs start and end.
+func TestPlannerFollowsNodeStateChanges(t *testing.T) {
+	t.Parallel()
+	for seed := uint64(0); seed < 150; seed++ {
+		s, now := randomCase(t, seed)
+		s.Nodes, s.Partitions = nil, nil
+		if err := s.Check(); err != nil {
+			continue
+		}
+		nodes := slices.Clone(s.Topology.Nodes())
+		pr := sched.NewPlanner(s.Topology)
+		for step := range 10 {
+			s.Nodes = nil
+			if step%3 == 1 {
+				nodes[int(seed+uint64(step))%len(nodes)].State = model.NodeDrain
+				s.Nodes = nodes
+			}
+			fresh := cloneSnapshot(s)
+			fresh.Topology = s.Topology
+			want := sched.Plan(fresh, now)
+			var got *sched.Decisions
+			for round := range 2 {
+				got = pr.Plan(s, now)
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Fatalf("seed %d, step %d, round %d: carried view decided differently (-fresh +carried):\n%s", seed, step, round, diff)
+				}
+			}
+			s = advance(s, got, now)
+			now += 600
+		}
+	}
+}

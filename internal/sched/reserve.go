@@ -47,11 +47,16 @@ type booking struct {
 	slots      []Slot
 }
 
-// runningByEnd returns a min-heap of running jobs by end time (then
-// index), built once a pass; searches pop from copies of it, so a search
-// that succeeds early never pays for sorting every running job.
-func (p *pass) runningByEnd() []ending {
-	if len(p.byEnd) == 0 && len(p.s.Running) > 0 {
+// endingAt returns the n-th earliest end of a running job (by end time,
+// then index), or false past the last. The running jobs go into a min-heap
+// once a pass, and the ends are taken from it in order only as far as a
+// search reaches; later searches of the pass read the taken prefix again.
+// So a search that succeeds early never pays for sorting every running job,
+// and no search copies the heap.
+func (p *pass) endingAt(n int) (ending, bool) {
+	if !p.heaped {
+		p.heaped = true
+		p.byEnd, p.ends = p.byEnd[:0], p.ends[:0]
 		for k := range p.s.Running {
 			p.byEnd = append(p.byEnd, ending{p.s.Running[k].End(), int32(k)})
 		}
@@ -59,7 +64,15 @@ func (p *pass) runningByEnd() []ending {
 			siftDown(p.byEnd, n)
 		}
 	}
-	return p.byEnd
+	for len(p.ends) <= n {
+		if len(p.byEnd) == 0 {
+			return ending{}, false
+		}
+		var e ending
+		e, p.byEnd = pop(p.byEnd)
+		p.ends = append(p.ends, e)
+	}
+	return p.ends[n], true
 }
 
 func (a ending) less(b ending) bool { return a.end < b.end || (a.end == b.end && a.k < b.k) }
@@ -107,11 +120,12 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 	// The copy is what is free now plus a sparse delta (hyp) for the nodes
 	// the search frees or reserves, cleared again on the way out.
 	delta, hist, h := p.hyp, p.hypHist, st.h
-	var touched []int32
+	touched := p.touchedHyp[:0]
 	defer func() {
 		for _, i := range touched {
 			delta[i] = res{}
 		}
+		p.touchedHyp = touched[:0]
 	}()
 	hypOf := func(i int32) res { return st.free[i].plus(delta[i]) }
 	// What the job needs per node, for a cheap test before placing.
@@ -164,7 +178,11 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 	// Earlier reservations are held on the copy while they overlap the
 	// window [from, from+limit) that j would run in; as the search moves
 	// later, they come in (their start falls inside) and go out (they end).
-	in := make([]int8, len(p.reservations)) // 0 not yet, 1 held, 2 gone
+	in := p.resvIn[:0] // 0 not yet, 1 held, 2 gone
+	for range p.reservations {
+		in = append(in, 0)
+	}
+	p.resvIn = in
 	window := func(from int64) {
 		for k, b := range p.reservations {
 			switch {
@@ -203,23 +221,27 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 		}
 		return slots, at2, true
 	}
-	started := slices.Clone(p.started)
+	started := append(p.startedByEnd[:0], p.started...)
 	slices.SortStableFunc(started, func(a, b commitment) int { return cmp.Compare(a.end, b.end) })
-	p.heap = append(p.heap[:0], p.runningByEnd()...)
-	run := p.heap
+	p.startedByEnd = started
 	// Earlier reservations ending free nothing on the copy, but the window
 	// after them is clear of them: try then too.
-	var resvEnds []int64
+	resvEnds := p.resvEnds[:0]
 	for _, b := range p.reservations {
 		resvEnds = append(resvEnds, b.end)
 	}
 	slices.Sort(resvEnds)
-	si, bi := 0, 0
-	for len(run) > 0 || si < len(started) || bi < len(resvEnds) {
+	p.resvEnds = resvEnds
+	// The order of the slots freed at one time does not matter: freeing
+	// only adds to the copy.
+	checkPreempted := len(p.preempted) > 0
+	next, more := p.endingAt(0)
+	ri, si, bi := 0, 0, 0
+	for more || si < len(started) || bi < len(resvEnds) {
 		// The next end time, and every slot freed then.
 		var at int64 = math.MaxInt64
-		if len(run) > 0 {
-			at = run[0].end
+		if more {
+			at = next.end
 		}
 		if si < len(started) {
 			at = min(at, started[si].end)
@@ -230,15 +252,15 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 		for bi < len(resvEnds) && resvEnds[bi] == at {
 			bi++
 		}
-		for len(run) > 0 && run[0].end == at {
-			var e ending
-			e, run = pop(run)
-			r := &p.s.Running[e.k]
-			if !p.preempted[r.Job.ID] {
+		for more && next.end == at {
+			r := &p.s.Running[next.k]
+			if !checkPreempted || !p.preempted[r.Job.ID] {
 				for _, sl := range r.Alloc {
 					free(sl)
 				}
 			}
+			ri++
+			next, more = p.endingAt(ri)
 		}
 		for si < len(started) && started[si].end == at {
 			for _, sl := range started[si].slots {

@@ -64,6 +64,14 @@ type state struct {
 
 	anyResv bool
 	touched []int32 // nodes whose spare, tmin or block bounds this pass changed
+
+	// usableCompiled says usable and usableByClass are the compiled ones.
+	usableCompiled bool
+	// freeSynced says free is the planner base's free but for the nodes in
+	// freeDirty (changed by this pass) and those the base changed since
+	// (base.changed): the next pass restores only those.
+	freeSynced bool
+	freeDirty  []int32
 }
 
 var noLimit = res{math.MaxInt32 / 2, unboundedCPU, unboundedMem}
@@ -87,13 +95,17 @@ func (st *state) reset(t *Topology, nodes []model.Node, parts []model.Partition,
 		}
 	}
 	st.cap = t.cap
-	copy(st.free, t.cap)
+	// free is filled when running jobs are held (pass.holdRunning).
 	if asCompiled && st.compiledUsable != nil {
-		copy(st.usable, st.compiledUsable)
-		for p := range st.usableByClass {
-			copy(st.usableByClass[p], st.compiledByClass[p])
+		if !st.usableCompiled {
+			copy(st.usable, st.compiledUsable)
+			for p := range st.usableByClass {
+				copy(st.usableByClass[p], st.compiledByClass[p])
+			}
+			st.usableCompiled = true
 		}
 	} else {
+		st.usableCompiled = asCompiled
 		for p := range st.usableByClass {
 			clear(st.usableByClass[p])
 		}
@@ -147,6 +159,9 @@ func (st *state) setFree(i int32, f res) {
 	if st.histAll != nil && st.usable[i] {
 		st.move(st.histAll, st.partAll, i, st.free[i].acc, f.acc)
 		st.move(st.histLong, st.partLong, i, st.long(i).acc, f.min(st.spareOf(i)).acc)
+	}
+	if st.freeSynced {
+		st.freeDirty = append(st.freeDirty, i)
 	}
 	st.free[i] = f
 }
