@@ -57,6 +57,10 @@ type Config struct {
 	// NoCgroup runs jobs without cgroup v2 limits even where the host
 	// delegates cgroups.
 	NoCgroup bool
+	// Spares keeps a supervisor started ahead of the next launch (nil =
+	// none: each launch waits for its supervisor to start). Agents of one
+	// process may share one; its owner closes it.
+	Spares *launch.Spares
 	// Accelerators recounts the node's accelerators for the health check;
 	// nil = never (emulated or declared devices).
 	Accelerators func(ctx context.Context) (int, error)
@@ -149,7 +153,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
 	}
-	l, err := launch.New(launch.Config{StateDir: cfg.StateDir, Supervisor: cfg.Supervisor, NoCgroup: cfg.NoCgroup})
+	l, err := launch.New(launch.Config{StateDir: cfg.StateDir, Supervisor: cfg.Supervisor, NoCgroup: cfg.NoCgroup, Spares: cfg.Spares})
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/agent"
+	"github.com/usine-project/usine/internal/launch"
 	"github.com/usine-project/usine/internal/model"
 )
 
@@ -125,8 +126,13 @@ func (f *agentFlags) run(ctx context.Context, stdout io.Writer, log *slog.Logger
 		return err
 	}
 	n.Site, n.Partition, n.Block, n.Group = f.site, f.partition, f.block, f.group
+	spares, err := launch.NewSpares(nil)
+	if err != nil {
+		return err
+	}
+	defer spares.Close()
 	cfg := agent.Config{Server: f.server, Token: f.token, Node: n, Devices: devs, Address: f.address,
-		StateDir: f.state, Grace: f.grace, Accelerators: count, NoCgroup: f.noCgroup, Log: log}
+		StateDir: f.state, Grace: f.grace, Accelerators: count, NoCgroup: f.noCgroup, Spares: spares, Log: log}
 	var hs *http.Server
 	var l net.Listener
 	if f.listen != "" {

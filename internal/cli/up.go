@@ -21,6 +21,7 @@ import (
 	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/agent"
 	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/launch"
 	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/store"
 )
@@ -160,12 +161,19 @@ func runUp(ctx context.Context, f *serverFlags, emulateSet bool, emulate string,
 	}
 	logBase := "http://" + l.Addr().String()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2*len(nodes) + 8, IdleConnTimeout: time.Minute}}
+	spares, err := launch.NewSpares(nil) // one for every agent here
+	if err != nil {
+		l.Close()
+		_ = stop()
+		return fmt.Errorf("up: %w", err)
+	}
+	defer spares.Close()
 	agents := make([]*agent.Agent, 0, len(nodes))
 	for _, n := range nodes {
 		a, err := agent.New(agent.Config{
 			Server: s.url, Token: agentToken, Node: n, Devices: devs, Address: "127.0.0.1",
 			AgentURL: logBase + "/nodes/" + n.Name, StateDir: filepath.Join(f.dataDir, "agents", n.Name),
-			Grace: grace, Accelerators: count, HTTP: hc, Log: log,
+			Grace: grace, Accelerators: count, Spares: spares, HTTP: hc, Log: log,
 		})
 		if err != nil {
 			l.Close()

@@ -19,7 +19,8 @@ import (
 // the scheduler loop, right after the store's commit returns) to the
 // first instruction of its script, which writes the time. The path in
 // between: the loop's watchers, the orders stream, the agent's record of
-// the launch (fsynced), the exit-status wrapper, the script's shell.
+// the launch (fsynced), internal/launch's plan and records, the go-ahead
+// to a supervisor started ahead (launch.Spares), the script's shell.
 //
 //	go test ./internal/e2e -run '^$' -bench LaunchLatency -benchtime 200x
 func BenchmarkLaunchLatency(b *testing.B) {

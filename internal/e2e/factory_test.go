@@ -18,6 +18,7 @@ import (
 	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/agent"
 	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/launch"
 	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/server"
 	"github.com/usine-project/usine/internal/store"
@@ -48,6 +49,8 @@ type factory struct {
 	agentToken string
 	admin      *api.Client
 
+	spares *launch.Spares // one spare supervisor for every agent
+
 	mu     sync.Mutex
 	srv    *server.Server
 	st     store.Store
@@ -69,6 +72,12 @@ type node struct {
 func newFactory(t testing.TB, n int) *factory {
 	t.Helper()
 	f := &factory{t: t, dir: t.TempDir(), addr: "127.0.0.1:0", agents: map[string]*node{}}
+	spares, err := launch.NewSpares(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.spares = spares
+	t.Cleanup(func() { _ = spares.Close() })
 	f.startServer()
 	t.Cleanup(func() {
 		f.mu.Lock()
@@ -177,7 +186,7 @@ func (f *factory) startAgentWith(name string, change func(*agent.Config)) *node 
 		Server: f.url, Token: f.agentToken, Address: n.address, AgentURL: n.logs.URL,
 		Node:     model.Node{Name: name, CPUs: 16, MemoryMiB: 65536, Partition: "h100", Block: fmt.Sprintf("b%d", (i+1)/2), Group: "g1"},
 		Devices:  emulated(f.t, 8, "H100"),
-		StateDir: filepath.Join(f.dir, "agents", name), Grace: grace, Heartbeat: heartbeat,
+		StateDir: filepath.Join(f.dir, "agents", name), Grace: grace, Heartbeat: heartbeat, Spares: f.spares,
 	}
 	if change != nil {
 		change(&cfg)

@@ -21,6 +21,7 @@ import (
 	"github.com/usine-project/usine/internal/accel"
 	"github.com/usine-project/usine/internal/agent"
 	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/launch"
 	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/store"
 )
@@ -90,9 +91,14 @@ func BenchmarkThousandAgents(b *testing.B) {
 	var wg sync.WaitGroup
 	defer func() { stopAgents(); wg.Wait() }()
 	work := b.TempDir()
+	spares, err := launch.NewSpares(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer spares.Close()
 	for i := range nAgents {
 		a, err := agent.New(agent.Config{Server: url, Token: tok.Secret, Node: agent.EmulatedNode(e, i, 8, 4, 64, 512<<10), Devices: devs,
-			Address: "127.0.0.1", StateDir: filepath.Join(work, "agents", strconv.Itoa(i)), HTTP: hc, Grace: time.Second, StopOnExit: true})
+			Address: "127.0.0.1", StateDir: filepath.Join(work, "agents", strconv.Itoa(i)), HTTP: hc, Grace: time.Second, StopOnExit: true, Spares: spares})
 		if err != nil {
 			b.Fatal(err)
 		}

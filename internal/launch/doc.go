@@ -54,6 +54,10 @@
 // Under systemd, give the agent's unit KillMode=process (and Delegate=yes
 // for cgroup limits), or a restart of the agent kills its jobs with it.
 //
+// Starting the supervisor, a whole Go binary, is most of a launch's time:
+// Spares keeps one started ahead of need, and hands it the job's directory
+// with its go-ahead.
+//
 // The binary wires the sub-command, for example with a hidden command:
 //
 //	if len(os.Args) > 1 && os.Args[1] == launch.SupervisorArg {

@@ -37,6 +37,10 @@ type Config struct {
 	// Poll is how often jobs that are not our children (adopted, or lost
 	// by their supervisor) are checked; 0 = 250 ms.
 	Poll time.Duration
+	// Spares, when set, keeps a supervisor started ahead of need, so
+	// that a launch does not wait for it to start; one may serve every
+	// Launcher of a process. nil = each launch starts its own.
+	Spares *Spares
 }
 
 // Launcher starts jobs and finds them again. Its methods are safe for
@@ -46,6 +50,7 @@ type Launcher struct {
 	supervisor []string
 	poll       time.Duration
 	caps       Capabilities
+	spares     *Spares
 }
 
 // New makes a Launcher, creating its state directory, and finds out
@@ -55,7 +60,7 @@ func New(cfg Config) (*Launcher, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("the launcher has no state directory: give it one that survives the agent's restarts")
 	}
-	l := &Launcher{jobs: filepath.Join(cfg.StateDir, "jobs"), supervisor: cfg.Supervisor, poll: cmp.Or(cfg.Poll, 250*time.Millisecond)}
+	l := &Launcher{jobs: filepath.Join(cfg.StateDir, "jobs"), supervisor: cfg.Supervisor, poll: cmp.Or(cfg.Poll, 250*time.Millisecond), spares: cfg.Spares}
 	if err := os.MkdirAll(l.jobs, 0o700); err != nil {
 		return nil, fmt.Errorf("create the launcher's state directory: %w", err)
 	}
@@ -146,71 +151,24 @@ func (l *Launcher) start(ctx context.Context, s *Spec, dir, work string, env map
 		return nil, fmt.Errorf("launch job %s: %w", s.JobID, err)
 	}
 
-	log, err := os.OpenFile(filepath.Join(dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	cmd, hr, spare, err := l.supervise(s, dir, true)
+	if err != nil {
+		return nil, err
+	}
+	a, err := awaitHandshake(ctx, cmd, hr, dir)
 	if err != nil {
 		return nil, fmt.Errorf("launch job %s: %w", s.JobID, err)
 	}
-	defer log.Close()
-	hr, hw, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("launch job %s: %w", s.JobID, err)
-	}
-	defer hr.Close()
-	gr, gw, err := os.Pipe()
-	if err != nil {
-		hw.Close()
-		return nil, fmt.Errorf("launch job %s: %w", s.JobID, err)
-	}
-	defer gw.Close()
-	args := append(slices.Clone(l.supervisor), dir)
-	// Its own session: neither a terminal's Ctrl-C nor the agent's end
-	// reaches it.
-	cmd := &exec.Cmd{Path: args[0], Args: args, Stdout: log, Stderr: log, ExtraFiles: []*os.File{hw, gr},
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	err = cmd.Start()
-	hw.Close()
-	gr.Close()
-	if err != nil {
-		return nil, fmt.Errorf("launch job %s: start its supervisor %s: %w", s.JobID, args[0], err)
-	}
-	// Recorded before the supervisor may start anything: if we die now,
-	// a restarted agent finds it, or it finds the go-ahead pipe closed
-	// and starts nothing.
-	if err := writeJSON(filepath.Join(dir, supervisorFile), identify(cmd.Process.Pid)); err != nil {
-		_ = cmd.Process.Kill()
+	if st, _ := loadState(dir); spare && a.err != nil && st.Job.Pid == 0 {
+		// The spare died between its go-ahead and the job's start (killed
+		// by hand?): once more, with a supervisor of our own.
 		_ = cmd.Wait()
-		return nil, fmt.Errorf("launch job %s: %w", s.JobID, err)
-	}
-	if _, err := gw.Write([]byte{'g'}); err != nil {
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("launch job %s: its supervisor (%s) ended at once: does the binary run %s by calling launch.Supervise? %s",
-			s.JobID, strings.Join(args, " "), SupervisorArg, lastLines(readString(filepath.Join(dir, logFile)), 5))
-	}
-	gw.Close()
-	type answer struct {
-		h   handshake
-		err error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		var a answer
-		line, err := bufio.NewReader(hr).ReadBytes('\n')
-		if a.err = err; err == nil {
-			a.err = json.Unmarshal(line, &a.h)
+		if cmd, hr, _, err = l.supervise(s, dir, false); err != nil {
+			return nil, err
 		}
-		answered <- a
-	}()
-	var a answer
-	select {
-	case a = <-answered:
-	case <-ctx.Done():
-		// Give up the launch: the supervisor, then anything it started.
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if st, err := loadState(dir); err == nil && st.Job.Pid > 0 {
-			_ = syscall.Kill(-st.Job.Pid, syscall.SIGKILL)
+		if a, err = awaitHandshake(ctx, cmd, hr, dir); err != nil {
+			return nil, fmt.Errorf("launch job %s: %w", s.JobID, err)
 		}
-		return nil, fmt.Errorf("launch job %s: %w", s.JobID, ctx.Err())
 	}
 	if h := a.h; a.err != nil || h.Error != "" || h.Pid <= 0 {
 		_ = cmd.Wait()
@@ -218,7 +176,7 @@ func (l *Launcher) start(ctx context.Context, s *Spec, dir, work string, env map
 			return nil, fmt.Errorf("launch job %s: %s", s.JobID, h.Error)
 		}
 		return nil, fmt.Errorf("launch job %s: its supervisor (%s) ended without starting it, saying %q: does the binary run %s by calling launch.Supervise?",
-			s.JobID, strings.Join(args, " "), lastLines(readString(filepath.Join(dir, logFile)), 5), SupervisorArg)
+			s.JobID, strings.Join(cmd.Args, " "), lastLines(readString(filepath.Join(dir, logFile)), 5), SupervisorArg)
 	}
 	st, err := loadState(dir)
 	if err != nil || st.Job.Pid == 0 {
@@ -230,6 +188,117 @@ func (l *Launcher) start(ctx context.Context, s *Spec, dir, work string, env map
 	p := newProc(dir, pl, st, l.poll, false)
 	go p.watch(func() { _ = cmd.Wait() })
 	return p, nil
+}
+
+// answer is a supervisor's handshake, or why none came.
+type answer struct {
+	h   handshake
+	err error
+}
+
+// awaitHandshake reads the supervisor's answer, and closes hr. When ctx
+// ends first, it undoes the launch (the supervisor, then anything it
+// started) and returns ctx's error.
+func awaitHandshake(ctx context.Context, cmd *exec.Cmd, hr *os.File, dir string) (answer, error) {
+	answered := make(chan answer, 1)
+	go func() {
+		defer hr.Close()
+		var a answer
+		line, err := bufio.NewReader(hr).ReadBytes('\n')
+		if a.err = err; err == nil {
+			a.err = json.Unmarshal(line, &a.h)
+		}
+		answered <- a
+	}()
+	select {
+	case a := <-answered:
+		return a, nil
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if st, err := loadState(dir); err == nil && st.Job.Pid > 0 {
+			_ = syscall.Kill(-st.Job.Pid, syscall.SIGKILL)
+		}
+		return answer{}, ctx.Err()
+	}
+}
+
+// supervise starts the job's supervisor, or takes a spare one when
+// spareOK, records it in dir, and gives it the go-ahead; it returns the
+// supervisor, our end of its handshake pipe, and whether it was a spare.
+func (l *Launcher) supervise(s *Spec, dir string, spareOK bool) (*exec.Cmd, *os.File, bool, error) {
+	if spareOK {
+		if sp := l.spares.take(); sp != nil {
+			if err := goAhead(sp.cmd, sp.gw, dir, "g"+dir+"\n"); err == nil {
+				return sp.cmd, sp.hr, true, nil
+			}
+			// It died while it waited (killed by hand?): start one afresh.
+			sp.hr.Close()
+		}
+	}
+	log, err := os.OpenFile(filepath.Join(dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("launch job %s: %w", s.JobID, err)
+	}
+	defer log.Close()
+	cmd, hr, gw, err := startSupervisor(append(slices.Clone(l.supervisor), dir), log)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("launch job %s: %w", s.JobID, err)
+	}
+	if err := goAhead(cmd, gw, dir, "g"); err != nil {
+		hr.Close()
+		return nil, nil, false, fmt.Errorf("launch job %s: %w: does the binary run %s by calling launch.Supervise? %s",
+			s.JobID, err, SupervisorArg, lastLines(readString(filepath.Join(dir, logFile)), 5))
+	}
+	return cmd, hr, false, nil
+}
+
+// startSupervisor starts args with out as its output, in a session of
+// its own, so that neither a terminal's Ctrl-C nor the agent's end
+// reaches it; it returns our ends of its handshake and go-ahead pipes.
+func startSupervisor(args []string, out *os.File) (cmd *exec.Cmd, hr, gw *os.File, err error) {
+	hr, hw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	gr, gw, err := os.Pipe()
+	if err != nil {
+		hr.Close()
+		hw.Close()
+		return nil, nil, nil, err
+	}
+	cmd = &exec.Cmd{Path: args[0], Args: args, ExtraFiles: []*os.File{hw, gr}, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	if out != nil {
+		cmd.Stdout, cmd.Stderr = out, out
+	}
+	err = cmd.Start()
+	hw.Close()
+	gr.Close()
+	if err != nil {
+		hr.Close()
+		gw.Close()
+		return nil, nil, nil, fmt.Errorf("start its supervisor %s: %w", args[0], err)
+	}
+	return cmd, hr, gw, nil
+}
+
+// goAhead records the supervisor in dir, then lets it start the job with
+// msg, and closes gw. Recorded first: if we die in between, a restarted
+// agent finds it, or it finds the go-ahead pipe closed and starts
+// nothing. On failure the supervisor is killed and reaped.
+func goAhead(cmd *exec.Cmd, gw *os.File, dir, msg string) error {
+	defer gw.Close()
+	if err := writeJSON(filepath.Join(dir, supervisorFile), identify(cmd.Process.Pid)); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return err
+	}
+	if _, err := gw.Write([]byte(msg)); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("its supervisor (%s) ended at once", strings.Join(cmd.Args, " "))
+	}
+	return nil
 }
 
 // readString is a small file's content; "" when it cannot be read.

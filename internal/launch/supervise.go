@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,8 +18,8 @@ import (
 )
 
 // SupervisorArg is the hidden sub-command that runs a job's supervisor:
-// the binary, run as "BINARY SupervisorArg JOBDIR", must call Supervise
-// with the arguments after it.
+// the binary, run as "BINARY SupervisorArg JOBDIR" (or "-" for a spare,
+// see Spares), must call Supervise with the arguments after it.
 const SupervisorArg = "__supervise"
 
 // handshake is what the supervisor tells Start, on file descriptor 3,
@@ -40,7 +41,23 @@ func Supervise(args []string) int {
 	}
 	hs, goAhead := os.NewFile(3, "handshake"), os.NewFile(4, "go-ahead")
 	logger := log.New(os.Stderr, "usine supervisor: ", log.LstdFlags|log.Lmsgprefix)
-	if err := supervise(args[0], goAhead, hs, logger); err != nil {
+	dir := args[0]
+	var ahead io.Reader = goAhead
+	if dir == spareDir {
+		// A spare: the job, and with it where to log, come with the go-ahead.
+		var err error
+		if dir, err = readGoAhead(goAhead); errors.Is(err, errNoJob) {
+			return 0
+		} else if err != nil {
+			logger.Print(err)
+			return 1
+		}
+		if f, err := os.OpenFile(filepath.Join(dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+			logger.SetOutput(f)
+		}
+		ahead = strings.NewReader("g")
+	}
+	if err := supervise(dir, ahead, hs, logger); err != nil {
 		logger.Print(err)
 		return 1
 	}
