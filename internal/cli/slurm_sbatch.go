@@ -64,7 +64,10 @@ func sbatch(ctx context.Context, args []string, stdout, stderr io.Writer, se sba
 	words := append(slurm.EnvOptions(env), args...)
 	// A first pass finds the script's path (or --wrap, --help) in the
 	// options; the second reads the script's directives.
-	probe, _, err := slurm.ParseBatch([]byte("#!/bin/sh\n"), words)
+	probe, _, err := slurm.ParseBatch(nil, words) // with --wrap, or --help
+	if e := (*slurm.Error)(nil); errors.As(err, &e) && e.Msg == "error: Batch script is empty!" {
+		probe, _, err = slurm.ParseBatch([]byte("#!/bin/sh\n"), words)
+	}
 	if err != nil {
 		return sbatchError(stderr, err)
 	}

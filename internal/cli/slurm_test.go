@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runAs runs the binary as if invoked under name.
+func runAs(t *testing.T, name string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var o, e bytes.Buffer
+	err = Run(context.Background(), append([]string{"/opt/usine/bin/" + name}, args...), &o, &e)
+	return o.String(), e.String(), err
+}
+
+func TestSlurmNamesAreDispatched(t *testing.T) {
+	out, errOut, err := runAs(t, "scontrol", "show", "hostnames", "gpu[001-003],login1")
+	if err != nil || errOut != "" {
+		t.Fatalf("scontrol show hostnames: %v, %q", err, errOut)
+	}
+	if want := "gpu001\ngpu002\ngpu003\nlogin1\n"; out != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+	out, _, err = runAs(t, "scontrol", "show", "hostlist", "gpu003,gpu001,gpu002")
+	if err != nil || out != "gpu[001-003]\n" {
+		t.Errorf("scontrol show hostlist: %q, %v", out, err)
+	}
+	out, _, err = runAs(t, "sbatch", "--version")
+	if err != nil || !strings.HasPrefix(out, "slurm ") {
+		t.Errorf("sbatch --version: %q, %v", out, err)
+	}
+}
+
+func TestSlurmErrorsAreWordedAsSlurms(t *testing.T) {
+	t.Setenv("USINE_SERVER", "http://127.0.0.1:1") // never reached: the options are wrong first
+	for _, tc := range []struct {
+		name, cmd string
+		args      []string
+		want      string
+	}{
+		{"an unknown sbatch option", "sbatch", []string{"--bogus", "x.sh"}, "sbatch: unrecognized option '--bogus'\n"},
+		{"a script that is not there", "sbatch", []string{filepath.Join(t.TempDir(), "nope.sh")}, "sbatch: error: Unable to open file "},
+		{"a malformed time", "sbatch", []string{"-t", "1:xx", "--wrap", "true"}, "sbatch: error: Invalid --time specification"},
+		{"a hostlist that does not parse", "scontrol", []string{"show", "hostnames", "gpu[3-1]"}, "scontrol: error: Invalid hostlist"},
+		{"srun outside a job", "srun", []string{"hostname"}, "srun: error: srun runs only inside a job that sbatch submitted"},
+		{"scancel without a job", "scancel", nil, "scancel: error: No job identification provided\n"},
+		{"an unknown scontrol command", "scontrol", []string{"frobnicate"}, "scontrol: error: invalid keyword: frobnicate\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"USINE_STEP_KEY", "SLURM_JOB_ID"} {
+				t.Setenv(k, "")
+			}
+			_, errOut, err := runAs(t, tc.cmd, tc.args...)
+			if err == nil || !Reported(err) || ExitCode(err) != 1 {
+				t.Fatalf("err %v (reported %v, exit %d); want a reported error with exit 1", err, Reported(err), ExitCode(err))
+			}
+			if !strings.HasPrefix(errOut, tc.want) {
+				t.Errorf("stderr %q; want it to start with %q", errOut, tc.want)
+			}
+		})
+	}
+}
+
+func TestInstallLinks(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := installLinks(dir, true, false, &out); err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	exe, _ = filepath.EvalSymlinks(exe)
+	for _, n := range append(append([]string(nil), slurmCommands...), moduleStubs...) {
+		if target, err := os.Readlink(filepath.Join(dir, n)); err != nil || target != exe {
+			t.Errorf("%s -> %q (%v); want a link to %s", n, target, err, exe)
+		}
+	}
+	if err := installLinks(dir, false, false, &out); err != nil {
+		t.Errorf("a second install over the same links: %v", err)
+	}
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "sbatch"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := installLinks(other, false, false, &out); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("over a real sbatch: %v; want a refusal that names --force", err)
+	}
+	if err := installLinks(other, false, true, &out); err != nil {
+		t.Errorf("with --force: %v", err)
+	}
+}
+
+func TestModuleStub(t *testing.T) {
+	t.Setenv("USINE_MODULES", "")
+	_, errOut, err := runAs(t, "module", "load", "cuda/12.4")
+	if err != nil || !strings.Contains(errOut, `skipped "module load cuda/12.4"`) {
+		t.Errorf("module load: %v, %q; want a warning that it was skipped", err, errOut)
+	}
+	t.Setenv("USINE_MODULES", "fail")
+	_, errOut, err = runAs(t, "ml", "PyTorch")
+	if ExitCode(err) != 1 || !strings.Contains(errOut, `ml: error: this node has no environment modules; "ml PyTorch" cannot run`) {
+		t.Errorf("ml with USINE_MODULES=fail: exit %d, %q", ExitCode(err), errOut)
+	}
+}
+
+func TestSubmitEnvDropsTheEnclosingJobsVariables(t *testing.T) {
+	got := submitEnv(map[string]string{"PATH": "/bin", "USINE_SERVER": "http://s", "USINE_TOKEN": "t", "USINE_STEP_KEY": "k",
+		"USINE_JOB_ID": "4", "CUDA_VISIBLE_DEVICES": "0,1", "MASTER_ADDR": "n1", "MY_VAR": "x"})
+	for _, k := range []string{"PATH", "USINE_SERVER", "USINE_TOKEN", "MY_VAR"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("%s was dropped", k)
+		}
+	}
+	for _, k := range []string{"USINE_STEP_KEY", "USINE_JOB_ID", "CUDA_VISIBLE_DEVICES", "MASTER_ADDR"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("%s was kept", k)
+		}
+	}
+}
