@@ -60,6 +60,7 @@ var corpusShapes = map[string]string{
 	"snellius_genoa_array.sbatch":          "packed 0 cpus=4 mem=7G limit=00:30:00 tasks=1 array=8%0 partition=genoa name=shards warnings=0",
 	"snellius_gpu_h100_ddp.sbatch":         "gang 1x4 cpus=64 limit=01:00:00 tasks=4 partition=gpu_h100 name=ddp warnings=0",
 	"squeue_self_inspect.sbatch":           "gang 1x1 limit=00:05:00 project=training2426 partition=booster name=inspect warnings=0",
+	"srun_forged_key_refused.sbatch":       "gang 2x0 cpus=1 limit=00:02:00 tasks=2 project=default partition=genoa name=forged warnings=0",
 	"srun_step_sequence.sbatch":            "gang 2x2 cpus=2 limit=00:10:00 tasks=4 project=bsc99 qos=acc_debug name=steps warnings=0",
 }
 
