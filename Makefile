@@ -1,12 +1,22 @@
 # usine — `make test` installs what the tests need and runs every test.
 GO ?= go
 
-.PHONY: test vet build bench
+.PHONY: test vet fuzz build bench
 
 # PostgreSQL tests run against a real throw-away server that
 # scripts/with-postgres installs (Debian's package) and starts on loopback.
 test: vet
 	scripts/with-postgres $(GO) test -count=1 ./...
+	$(MAKE) fuzz
+
+# The request decoders, fuzzed for a bounded time beyond their checked-in
+# seeds (which every go test runs). FUZZTIME=1m make fuzz to dig deeper.
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test ./internal/server -run '^$$' -fuzz '^FuzzDecodeSubmit$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/server -run '^$$' -fuzz '^FuzzParseArray$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/slurm -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/slurm/hostlist -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
