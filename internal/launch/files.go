@@ -91,7 +91,17 @@ func (r Result) String() string {
 
 // writeJSON writes v to path durably: a temporary file, fsync, rename,
 // so that a reader sees the old file or the whole new one.
-func writeJSON(path string, v any) error {
+func writeJSON(path string, v any) error { return writeJSONSync(path, v, true) }
+
+// writeLive writes what matters only while the job's processes live
+// (its plan, its supervisor's and its own process IDs): atomically, as
+// writeJSON, but without the fsyncs that a launch would otherwise wait
+// for. Processes do not outlive the operating system, and after a crash
+// of it a torn file only makes Recover report that job lost, which it
+// is; the agent's own record of the launch is fsynced before it starts.
+func writeLive(path string, v any) error { return writeJSONSync(path, v, false) }
+
+func writeJSONSync(path string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
@@ -102,7 +112,10 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	_, werr := f.Write(b)
-	serr := f.Sync()
+	var serr error
+	if sync {
+		serr = f.Sync()
+	}
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		os.Remove(tmp)

@@ -147,7 +147,7 @@ func (l *Launcher) start(ctx context.Context, s *Spec, dir, work string, env map
 	if l.caps.Cgroup && (s.CPUs > 0 || s.MemoryMiB > 0) {
 		pl.Cgroup = &cgroupPlan{Dir: filepath.Join(l.caps.CgroupDir, jobCgroupPre+s.key()), CPUs: s.CPUs, MemoryMiB: s.MemoryMiB}
 	}
-	if err := writeJSON(filepath.Join(dir, planFile), pl); err != nil {
+	if err := writeLive(filepath.Join(dir, planFile), pl); err != nil {
 		return nil, fmt.Errorf("launch job %s: %w", s.JobID, err)
 	}
 
@@ -288,7 +288,7 @@ func startSupervisor(args []string, out *os.File) (cmd *exec.Cmd, hr, gw *os.Fil
 // nothing. On failure the supervisor is killed and reaped.
 func goAhead(cmd *exec.Cmd, gw *os.File, dir, msg string) error {
 	defer gw.Close()
-	if err := writeJSON(filepath.Join(dir, supervisorFile), identify(cmd.Process.Pid)); err != nil {
+	if err := writeLive(filepath.Join(dir, supervisorFile), identify(cmd.Process.Pid)); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return err

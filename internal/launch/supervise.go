@@ -110,7 +110,7 @@ func supervise(dir string, goAhead io.Reader, hs io.WriteCloser, logger *log.Log
 	if pl.LimitMs > 0 {
 		st.Deadline = start.Add(time.Duration(pl.LimitMs) * time.Millisecond).UnixMilli()
 	}
-	if err := writeJSON(filepath.Join(dir, stateFile), st); err != nil {
+	if err := writeLive(filepath.Join(dir, stateFile), st); err != nil {
 		// The job runs but a restarted agent could not find it: better
 		// that it does not run.
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
