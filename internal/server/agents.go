@@ -16,7 +16,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -78,7 +77,8 @@ type agentHub struct {
 	addrs  map[string]nodeAddr              // node → address cache
 	beats  map[string]struct{}              // heartbeats not yet written
 	heard  map[string]time.Time             // last word from each node's agent here
-	// stepSecret keys the step keys of runs (stepKey).
+	// stepSecret keys the step keys of runs (stepKey), read once.
+	secretMu   sync.Mutex
 	stepSecret []byte
 }
 
@@ -105,11 +105,6 @@ func newAgentHub(s *Server) *agentHub {
 		addrs:     map[string]nodeAddr{},
 		beats:     map[string]struct{}{},
 		heard:     map[string]time.Time{},
-	}
-	h.stepSecret = s.cfg.StepSecret
-	if len(h.stepSecret) == 0 {
-		h.stepSecret = make([]byte, 32)
-		_, _ = rand.Read(h.stepSecret) // never fails on Linux (crypto/rand documents it)
 	}
 	if h.timeout <= 0 {
 		h.timeout = defaultNodeTimeout
@@ -329,7 +324,7 @@ func (h *agentHub) orders(ctx context.Context, node string) api.Orders {
 	for _, j := range jobs {
 		r := api.Run{Job: j, Epoch: j.Epoch, Rank: -1, Deadline: j.Start + j.Limit,
 			Nodes: make([]string, len(j.Alloc)), Addresses: make([]string, len(j.Alloc)),
-			AgentURLs: make([]string, len(j.Alloc)), StepKey: h.stepKey(j.ID, j.Epoch)}
+			AgentURLs: make([]string, len(j.Alloc)), StepKey: h.stepKey(ctx, j.ID, j.Epoch)}
 		for i, a := range j.Alloc {
 			r.Nodes[i] = a.Node
 			addr := h.address(ctx, a.Node)
@@ -344,9 +339,21 @@ func (h *agentHub) orders(ctx context.Context, node string) api.Orders {
 }
 
 // stepKey is the secret that lets srun, inside one run of a job, start
-// tasks on the job's nodes: an HMAC of the job and epoch, so that every
-// replica sharing Config.StepSecret gives the same key.
-func (h *agentHub) stepKey(job string, epoch int64) string {
+// tasks on the job's nodes: an HMAC of the job and epoch under the
+// store's "step" secret, which every replica shares, so that any replica,
+// before or after a restart, gives the same key. "" when the store cannot be read: srun is refused until it can.
+func (h *agentHub) stepKey(ctx context.Context, job string, epoch int64) string {
+	h.secretMu.Lock()
+	if len(h.stepSecret) == 0 {
+		secret, err := h.s.store.Secret(ctx, "step")
+		if err != nil {
+			h.secretMu.Unlock()
+			h.s.log.Error("read the step secret: srun is refused until the store answers", "err", err)
+			return ""
+		}
+		h.stepSecret = secret
+	}
+	h.secretMu.Unlock()
 	m := hmac.New(sha256.New, h.stepSecret)
 	fmt.Fprintf(m, "%s/%d", job, epoch)
 	return hex.EncodeToString(m.Sum(nil))

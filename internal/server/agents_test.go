@@ -422,6 +422,28 @@ func TestSignalsReachAgentsOfAnotherReplica(t *testing.T) {
 	}
 }
 
+// Every replica gives a run the same step key, from the secret they share
+// through the store, so srun works whichever replica an agent follows.
+func TestReplicasGiveARunOneStepKey(t *testing.T) {
+	t.Parallel()
+	cfg := server.Config{NodeTimeout: time.Second, AgentHeartbeat: 50 * time.Millisecond}
+	url := "sqlite:" + t.TempDir() + "/usine.db"
+	first := servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
+	second := servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
+	drainAllBut(t, first, "node4")
+	j := submit(t, first, spec("default", 2))
+	var keys []string
+	for _, env := range []*servertest.Env{first, second} {
+		a := connect(t, &servertest.Env{URL: env.URL, AdminToken: first.AdminToken, Server: env.Server, Store: env.Store, Admin: first.Admin}, "node4", "")
+		o := a.waitOrders(t, "the run", func(o api.Orders) bool { _, ok := runOf(o, j.ID); return ok })
+		r, _ := runOf(o, j.ID)
+		keys = append(keys, r.StepKey)
+	}
+	if keys[0] == "" || keys[0] != keys[1] {
+		t.Errorf("step keys %q from two replicas; want one non-empty key", keys)
+	}
+}
+
 func TestAgentsNeedAnOperator(t *testing.T) {
 	t.Parallel()
 	env := agentEnv(t)

@@ -43,11 +43,6 @@ type Config struct {
 	// AgentHeartbeat is how often agents report (default 5 s).
 	NodeTimeout    time.Duration
 	AgentHeartbeat time.Duration
-	// StepSecret keys the step keys that let srun start tasks on a job's
-	// nodes; replicas must share it. Empty: a random one per process (a
-	// restarted server gives running jobs new keys, which agents accept
-	// alongside the old ones until they restart).
-	StepSecret []byte
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	Log *slog.Logger

@@ -237,6 +237,10 @@ type Store interface {
 	// It does not take a revision: it changes nothing the scheduler reads.
 	SetWaiting(ctx context.Context, w []WaitInfo) error
 
+	// Secret is the named secret every replica shares: 32 random bytes,
+	// made by the first replica that asks for it.
+	Secret(ctx context.Context, name string) ([]byte, error)
+
 	AddEvents(ctx context.Context, ev []Event) error
 	Events(ctx context.Context, job string, after int64, limit int) ([]Event, error)
 

@@ -2,7 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -367,4 +369,27 @@ func (s *Store) AcquireLease(ctx context.Context, holder string, now, ttl int64)
 		return err
 	})
 	return l, ok, err
+}
+
+// Secret implements store.Store: the secret is made once, in the settings
+// table; replicas that race to make it all read back the one that won.
+func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("make secret %s: %w", name, err)
+	}
+	key := "secret:" + name
+	_, err := s.writer().exec(ctx, `INSERT INTO settings (name, data) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, key, hex.EncodeToString(fresh))
+	if err != nil {
+		return nil, fmt.Errorf("make secret %s: %w", name, err)
+	}
+	var data string
+	if err := s.writer().queryRow(ctx, `SELECT data FROM settings WHERE name = ?`, key).Scan(&data); err != nil {
+		return nil, fmt.Errorf("read secret %s: %w", name, err)
+	}
+	secret, err := hex.DecodeString(data)
+	if err != nil || len(secret) != len(fresh) {
+		return nil, fmt.Errorf("secret %s in the store is damaged (%d hex characters); delete its settings row to make a new one", name, len(data))
+	}
+	return secret, nil
 }

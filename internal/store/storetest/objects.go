@@ -350,3 +350,38 @@ func testLogs(t *testing.T, open Opener) {
 		t.Errorf("events of an unknown job = %+v, %v; want none", evs, err)
 	}
 }
+
+func testSecret(t *testing.T, open Opener) {
+	ctx := context.Background()
+	st := open(t, false)
+	var wg sync.WaitGroup
+	got := make([][]byte, 8)
+	for i := range got {
+		wg.Go(func() {
+			var err error
+			if got[i], err = st.Secret(ctx, "step"); err != nil {
+				t.Errorf("secret: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(got[0]) != 32 {
+		t.Fatalf("secret of %d bytes; want 32", len(got[0]))
+	}
+	for _, g := range got[1:] {
+		if !bytes.Equal(g, got[0]) {
+			t.Fatalf("racing callers got different secrets: %x and %x", got[0], g)
+		}
+	}
+	other, err := st.Secret(ctx, "other")
+	must(t, err)
+	if bytes.Equal(other, got[0]) {
+		t.Error("two names share one secret")
+	}
+	st.Close()
+	again, err := open(t, true).Secret(ctx, "step")
+	must(t, err)
+	if !bytes.Equal(again, got[0]) {
+		t.Error("the secret changed across a reopen")
+	}
+}

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"members", testMembers},
 		{"tokens", testTokens},
 		{"audit log and events page", testLogs},
+		{"secrets are made once and shared", testSecret},
 		{"acknowledged jobs from 50 submitters survive a reopen", testDurable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
