@@ -9,8 +9,14 @@ import (
 // view is one way of looking at what nodes offer: now for a job of a given
 // end, or at a future time while a reservation is searched.
 type view struct {
-	t     *Topology
-	avail func(i int32) res
+	t *Topology
+	// How avail reads a node: from st (mode viewNow: free now; viewFor:
+	// what a job ending at end may take; viewHyp: free now plus delta, a
+	// reservation search's copy). A switch rather than a func value, so the
+	// hot loops call no closure.
+	mode  viewMode
+	st    *state
+	delta []res
 	// hist, when set, counts nodes per block by available accelerators
 	// (h entries a row). Counting with it is fast but ignores CPUs and
 	// memory; placement verifies them and recounts exactly when needed.
@@ -29,6 +35,33 @@ type view struct {
 	fast   *state
 	lo, hi []int64 // per block: earliest and latest reservation start; lo > hi when none
 	end    int64
+}
+
+type viewMode int8
+
+const (
+	viewNow viewMode = iota
+	viewFor
+	viewHyp
+)
+
+// avail is what node i offers as v sees it.
+func (v *view) avail(i int32) res {
+	st := v.st
+	if !st.usable[i] {
+		return res{}
+	}
+	switch v.mode {
+	case viewFor:
+		if st.anyResv && v.end > st.tmin[i] {
+			return st.long(i)
+		}
+		return st.free[i]
+	case viewHyp:
+		f, d := st.free[i], v.delta[i]
+		return res{f.acc + d.acc, f.cpu + d.cpu, f.mem + d.mem}
+	}
+	return st.free[i]
 }
 
 // row returns block b's histogram row, or nil when b must be scanned.
@@ -121,7 +154,7 @@ func (pl *placer) gang(v *view, p int32, n int, per res, oneBlock bool) ([]int32
 	pl.order = pl.order[:0]
 	if best >= 0 {
 		pl.order = append(pl.order, best)
-		return pl.pick(v, n, per)
+		return pl.pick(v, n, per, true)
 	}
 	if oneBlock {
 		return nil, noBlock
@@ -144,7 +177,7 @@ func (pl *placer) gang(v *view, p int32, n int, per res, oneBlock bool) ([]int32
 	if bestG >= 0 {
 		pl.order = append(pl.order[:0], pl.t.groups[bestG].blocks...)
 		pl.sortByCount(pl.order)
-		return pl.pick(v, n, per)
+		return pl.pick(v, n, per, true)
 	}
 	// Fewest groups: the fullest groups first, their fullest blocks first.
 	if len(pl.gsum) < len(pl.t.groups) {
@@ -172,7 +205,7 @@ func (pl *placer) gang(v *view, p int32, n int, per res, oneBlock bool) ([]int32
 		pl.sortByCount(pl.order[start:])
 		got += gsum(g)
 	}
-	return pl.pick(v, n, per)
+	return pl.pick(v, n, per, true)
 }
 
 func (pl *placer) sortByCount(bs []int32) {
@@ -196,25 +229,37 @@ func (pl *placer) blocksNeeded(bs []int32, n int) (int, int) {
 
 // pick takes n nodes from the blocks in pl.order, in that order, best fit
 // within each block (the nodes with the least room that holds per first).
-func (pl *placer) pick(v *view, n int, per res) ([]int32, outcome) {
+// counted says pl.cnt holds this view's counts of the blocks: a block
+// counted empty has no node that holds per (counts only ever overcount),
+// and is not scanned.
+func (pl *placer) pick(v *view, n int, per res, counted bool) ([]int32, outcome) {
 	pl.picked = pl.picked[:0]
 	for _, b := range pl.order {
 		need := n - len(pl.picked)
 		if need == 0 {
 			break
 		}
+		if counted && pl.cnt[b] == 0 {
+			continue
+		}
 		pl.cand = pl.cand[:0]
+		sorted := true
 		for _, i := range pl.t.blocks[b].nodes {
 			if a := v.avail(i); a.covers(per) {
+				if k := len(pl.cand); k > 0 && pl.cand[k-1].avail > a.acc {
+					sorted = false // nodes come in ascending order: only room can disorder them
+				}
 				pl.cand = append(pl.cand, cand{i, a.acc})
 			}
 		}
-		slices.SortFunc(pl.cand, func(x, y cand) int {
-			if x.avail != y.avail {
-				return int(x.avail - y.avail)
-			}
-			return int(x.node - y.node)
-		})
+		if !sorted {
+			slices.SortFunc(pl.cand, func(x, y cand) int {
+				if x.avail != y.avail {
+					return int(x.avail - y.avail)
+				}
+				return int(x.node - y.node)
+			})
+		}
 		if len(pl.cand) < min(need, pl.cnt[b]) && v.hist != nil {
 			return nil, recount
 		}

@@ -47,6 +47,13 @@ type passBuffers struct {
 	startedByEnd []commitment
 	ranks        []ranked
 	jobNodes     []int32 // per pending job, its project's fair-tree node
+
+	qos         map[string]*QoS
+	preempted   map[string]bool
+	failed      map[shape]failure
+	ever        map[shape]bool // could fit an empty cluster
+	blockedPart []bool         // a higher-ranked job waits for resources in this partition
+	eligCache   map[[2]string][]int32
 }
 
 // NewPlanner returns a planner for snapshots of topology t.
@@ -70,6 +77,7 @@ func (pr *Planner) Plan(s *Snapshot, now int64) *Decisions {
 	clear(pr.buf.startedByEnd) // keep no pointer into this pass's decisions
 	clear(pr.buf.ranks)        // keep no pointer into the caller's snapshot
 	pr.buf.ranks = pr.buf.ranks[:0]
+	clear(pr.buf.qos)
 	return &p.dec
 }
 
@@ -82,22 +90,16 @@ type pass struct {
 	parts []model.Partition
 	st    *state
 	pl    *placer
-	qos   map[string]*QoS
 	dec   Decisions
 
-	started   []commitment // jobs started in this pass
-	preempted map[string]bool
-	qosUse    map[[2]string]int // running accelerators by project and QoS
-	balances  []Balance         // copy, debited as jobs start
-	ids       map[string]int8   // job ID → 1 pending, 2 running; built when a dependency needs it
-	parent    map[string]string // project → parent; built when grants need it
+	started  []commitment      // jobs started in this pass
+	qosUse   map[[2]string]int // running accelerators by project and QoS
+	balances []Balance         // copy, debited as jobs start
+	ids      map[string]int8   // job ID → 1 pending, 2 running; built when a dependency needs it
+	parent   map[string]string // project → parent; built when grants need it
 
-	failed      map[shape]failure
-	ever        map[shape]bool // could fit an empty cluster
-	blockedPart []bool         // a higher-ranked job waits for resources in this partition
-	anyBlocked  bool
-	nresv       int
-	eligCache   map[[2]string][]int32
+	anyBlocked bool
+	nresv      int
 
 	estimate     []estReq
 	reservations []booking
@@ -151,15 +153,23 @@ func newPass(pr *Planner, s *Snapshot, now int64) *pass {
 	p.base = &pr.base
 	p.fair = &pr.fair
 	p.pl = pr.pl
-	p.qos = make(map[string]*QoS, len(s.QoS))
+	// The maps are the planner's, emptied; eligCache depends on the
+	// topology alone and is kept.
+	if p.qos == nil {
+		p.qos = map[string]*QoS{}
+		p.preempted = map[string]bool{}
+		p.failed = map[shape]failure{}
+		p.ever = map[shape]bool{}
+		p.eligCache = map[[2]string][]int32{}
+	}
 	for i := range s.QoS {
 		p.qos[s.QoS[i].Name] = &s.QoS[i]
 	}
-	p.preempted = map[string]bool{}
-	p.failed = map[shape]failure{}
-	p.ever = map[shape]bool{}
-	p.blockedPart = make([]bool, len(p.t.parts))
-	p.eligCache = map[[2]string][]int32{}
+	clear(p.preempted)
+	clear(p.failed)
+	clear(p.ever)
+	p.blockedPart = slices.Grow(p.blockedPart[:0], len(p.t.parts))[:len(p.t.parts)]
+	clear(p.blockedPart)
 	if s.Grants != nil {
 		p.balances = slices.Clone(s.Grants)
 	}
@@ -399,6 +409,18 @@ func (p *pass) eligible(j *model.Job) ([]int32, Reason) {
 		}
 		p.eligCache[key] = elig
 	}
+	// Usually every partition fits and is open: elig itself is the answer
+	// (callers only read it).
+	all := true
+	for _, part := range elig {
+		if !p.fitsEver(j, part) || p.parts[part].Down {
+			all = false
+			break
+		}
+	}
+	if all && len(elig) > 0 {
+		return elig, ReasonNone
+	}
 	var fits []int32
 	open := false
 	for _, part := range elig {
@@ -600,15 +622,9 @@ func (p *pass) placeNow(part int32, j *model.Job, end int64) ([]Slot, outcome) {
 	st := p.st
 	var v view
 	if !st.anyResv {
-		v = view{t: p.t, hist: st.histAll, h: st.h, levels: st.partAll, fast: st, avail: func(i int32) res {
-			if !st.usable[i] {
-				return res{}
-			}
-			return st.free[i]
-		}}
+		v = view{t: p.t, mode: viewNow, st: st, hist: st.histAll, h: st.h, levels: st.partAll, fast: st}
 	} else {
-		v = view{t: p.t, hist: st.histLong, h: st.h, short: st.histAll, levels: st.partLong, fast: st, lo: st.blockLo, hi: st.blockHi, end: end,
-			avail: func(i int32) res { return st.availFor(i, end) }}
+		v = view{t: p.t, mode: viewFor, st: st, hist: st.histLong, h: st.h, short: st.histAll, levels: st.partLong, fast: st, lo: st.blockLo, hi: st.blockHi, end: end}
 	}
 	slots, out := p.placeIn(&v, part, j)
 	if out == recount {
@@ -707,7 +723,7 @@ func (p *pass) placeLarge(v *view, part int32, j *model.Job) ([]Slot, outcome) {
 	}
 	if best >= 0 {
 		p.pl.order = append(p.pl.order[:0], best)
-		picked, out := p.pl.pick(v, full, perFull)
+		picked, out := p.pl.pick(v, full, perFull, false)
 		if out != placed {
 			return nil, out
 		}

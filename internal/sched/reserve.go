@@ -145,12 +145,7 @@ func (p *pass) reserveIn(part int32, j *model.Job) (int64, []Slot, []res, bool) 
 	for a := int(max(g, 0)); a < h; a++ {
 		enough += int(st.partAll[int(part)*h+a])
 	}
-	v := view{t: t, hist: hist, h: h, avail: func(i int32) res {
-		if !st.usable[i] {
-			return res{}
-		}
-		return hypOf(i)
-	}}
+	v := view{t: t, mode: viewHyp, st: st, delta: delta, hist: hist, h: h}
 	// adjust changes what the copy has free on a slot's node by sign × the slot.
 	adjust := func(sl Slot, sign int32) {
 		i := sl.Node

@@ -217,6 +217,9 @@ type runner struct {
 	projAcc  []int64   // accelerators held now
 	projT    []int64
 	projAccS []int64 // accelerator-seconds held, all told
+	// decayD is the usage decay over decayDT seconds, the last one computed.
+	decayDT int64
+	decayD  float64
 	// contended counts the seconds during which jobs waited; projects
 	// account what they held then against it, lazily (projContT).
 	contended    int64
@@ -943,7 +946,11 @@ func (r *runner) accrue(pj int32) {
 	if dt <= 0 {
 		return
 	}
-	d := math.Exp(-r.set.decay * float64(dt))
+	// Projects brought up to date together share their dt: one Exp for all.
+	if dt != r.decayDT {
+		r.decayDT, r.decayD = dt, math.Exp(-r.set.decay*float64(dt))
+	}
+	d := r.decayD
 	r.projUse[pj] = r.projUse[pj]*d + float64(r.projAcc[pj])*(1-d)/r.set.decay
 	r.projT[pj] = r.now
 }
