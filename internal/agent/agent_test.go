@@ -91,13 +91,6 @@ func newFakeServer(t *testing.T) *fakeServer {
 		f.ended = append(f.ended, rep.Ended...)
 		w.WriteHeader(204)
 	})
-	mux.HandleFunc("GET /api/v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer reader" {
-			w.WriteHeader(404)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(store.Job{})
-	})
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	f.url = hs.URL
@@ -108,7 +101,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 func (f *fakeServer) set(rev int64, runs []api.Run, sigs ...api.SignalOrder) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.orders = api.Orders{Runs: runs, Signals: sigs, Rev: rev, HeartbeatMS: 50}
+	f.orders = api.Orders{Runs: runs, Signals: sigs, Rev: rev, HeartbeatMS: 50, LogKey: fakeLogKey}
 	if runs == nil {
 		f.orders.Runs = []api.Run{}
 	}
@@ -366,7 +359,12 @@ func TestEndsAreReportedUntilAcknowledged(t *testing.T) {
 	}
 }
 
-func TestLogsAreServedToReadersOnly(t *testing.T) {
+// fakeLogKey is the fake server's log key for every node.
+const fakeLogKey = "node-log-key"
+
+// An agent serves a run's output to whoever shows a ticket the server
+// signed for that run and rank with the node's key, and to no one else.
+func TestLogsAreServedToTicketHoldersOnly(t *testing.T) {
 	t.Parallel()
 	f := newFakeServer(t)
 	dir := t.TempDir()
@@ -377,19 +375,28 @@ func TestLogsAreServedToReadersOnly(t *testing.T) {
 	f.waitEnd("5", 0)
 	hs := httptest.NewServer(a.Handler())
 	defer hs.Close()
+	exp := time.Now().Add(time.Minute).Unix()
+	ticket := api.TicketScheme + api.LogTicket(fakeLogKey, "5", 1, 0, exp)
 	for _, tc := range []struct {
-		name, token, query string
-		wantStatus         int
-		wantBody           string
+		name, auth, query string
+		wantStatus        int
+		wantBody          string
 	}{
-		{"a reader gets the whole output", "reader", "epoch=1&rank=0", 200, "hello\nworld\n"},
-		{"from an offset", "reader", "epoch=1&rank=0&offset=6", 200, "world\n"},
-		{"following an ended run stops at its end", "reader", "epoch=1&rank=0&follow=1", 200, "hello\nworld\n"},
-		{"someone else", "stranger", "epoch=1&rank=0", 404, ""},
-		{"another epoch", "reader", "epoch=2&rank=0", 404, ""},
+		{"a ticket gets the whole output", ticket, "epoch=1&rank=0", 200, "hello\nworld\n"},
+		{"from an offset", ticket, "epoch=1&rank=0&offset=6", 200, "world\n"},
+		{"following an ended run stops at its end", ticket, "epoch=1&rank=0&follow=1", 200, "hello\nworld\n"},
+		{"a user's token", "Bearer usine_secret", "epoch=1&rank=0", 401, ""},
+		{"no credentials", "", "epoch=1&rank=0", 401, ""},
+		{"a ticket for another epoch", ticket, "epoch=2&rank=0", 403, ""},
+		{"a ticket for another rank", ticket, "epoch=1&rank=1", 403, ""},
+		{"a ticket signed with another key", api.TicketScheme + api.LogTicket("other", "5", 1, 0, exp), "epoch=1&rank=0", 403, ""},
+		{"an expired ticket", api.TicketScheme + api.LogTicket(fakeLogKey, "5", 1, 0, time.Now().Add(-5*time.Minute).Unix()), "epoch=1&rank=0", 403, ""},
+		{"a ticket for a run not here", api.TicketScheme + api.LogTicket(fakeLogKey, "5", 2, 0, exp), "epoch=2&rank=0", 404, ""},
 	} {
 		req, _ := http.NewRequest("GET", hs.URL+"/logs/5?"+tc.query, nil)
-		req.Header.Set("Authorization", "Bearer "+tc.token)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -43,6 +43,9 @@ type Orders struct {
 	// ignores orders older than some it already followed: a lagging
 	// replica must not make it kill a run that a newer view started.
 	Rev int64 `json:"rev,omitempty"`
+	// LogKey is this node's key for log tickets (LogTicket): the agent
+	// serves a run's output to whoever shows a ticket signed with it.
+	LogKey string `json:"log_key,omitempty"`
 }
 
 // Run is one rank of one job, as the node must run it.

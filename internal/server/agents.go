@@ -77,9 +77,9 @@ type agentHub struct {
 	addrs  map[string]nodeAddr              // node → address cache
 	beats  map[string]struct{}              // heartbeats not yet written
 	heard  map[string]time.Time             // last word from each node's agent here
-	// stepSecret keys the step keys of runs (stepKey), read once.
-	secretMu   sync.Mutex
-	stepSecret []byte
+	// secret keys step and log keys (derive), read once.
+	secretMu sync.Mutex
+	secret   []byte
 }
 
 type tombstone struct {
@@ -312,6 +312,7 @@ func (h *agentHub) orders(ctx context.Context, node string) api.Orders {
 		jobs = append(jobs, *h.jobs[id])
 	}
 	h.mu.Unlock()
+	o.LogKey = h.logKey(ctx, node)
 	recent := time.Now().Add(-signalTTL).Unix()
 	for _, j := range jobs {
 		for _, s := range j.Signals {
@@ -339,23 +340,34 @@ func (h *agentHub) orders(ctx context.Context, node string) api.Orders {
 }
 
 // stepKey is the secret that lets srun, inside one run of a job, start
-// tasks on the job's nodes: an HMAC of the job and epoch under the
-// store's "step" secret, which every replica shares, so that any replica,
-// before or after a restart, gives the same key. "" when the store cannot be read: srun is refused until it can.
+// tasks on the job's nodes: an HMAC of the job and epoch.
 func (h *agentHub) stepKey(ctx context.Context, job string, epoch int64) string {
+	return h.derive(ctx, fmt.Sprintf("%s/%d", job, epoch))
+}
+
+// logKey is the key of node's log tickets (api.LogTicket).
+func (h *agentHub) logKey(ctx context.Context, node string) string {
+	return h.derive(ctx, "logs:"+node)
+}
+
+// derive is an HMAC of what under the store's "agents" secret, which every
+// replica shares, so that any replica, before or after a restart, derives
+// the same key. "" when the store cannot be read: srun and log reads are
+// refused until it can.
+func (h *agentHub) derive(ctx context.Context, what string) string {
 	h.secretMu.Lock()
-	if len(h.stepSecret) == 0 {
-		secret, err := h.s.store.Secret(ctx, "step")
+	if len(h.secret) == 0 {
+		secret, err := h.s.store.Secret(ctx, "agents")
 		if err != nil {
 			h.secretMu.Unlock()
-			h.s.log.Error("read the step secret: srun is refused until the store answers", "err", err)
+			h.s.log.Error("read the agents' secret: srun and log reads are refused until the store answers", "err", err)
 			return ""
 		}
-		h.stepSecret = secret
+		h.secret = secret
 	}
 	h.secretMu.Unlock()
-	m := hmac.New(sha256.New, h.stepSecret)
-	fmt.Fprintf(m, "%s/%d", job, epoch)
+	m := hmac.New(sha256.New, h.secret)
+	io.WriteString(m, what)
 	return hex.EncodeToString(m.Sum(nil))
 }
 
@@ -918,7 +930,13 @@ func (s *Server) jobLog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("log request to node %s: %w", node, err)
 	}
-	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	// The agent gets a ticket for this one rank's output, never the
+	// caller's token: an agent is trusted with its node, not with users.
+	key := s.agents.logKey(r.Context(), node)
+	if key == "" {
+		return fail(http.StatusServiceUnavailable, api.CodeUnavailable, "", "the store does not answer: cannot sign a log ticket; try again")
+	}
+	req.Header.Set("Authorization", api.TicketScheme+api.LogTicket(key, j.ID, j.Epoch, rank, s.now().Add(time.Minute).Unix()))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fail(http.StatusBadGateway, api.CodeUnavailable, "", "cannot reach the agent of node %s at %s: %v", node, a.agentURL, err)

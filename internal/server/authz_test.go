@@ -350,7 +350,14 @@ func newMatrix(t *testing.T) *matrix {
 	}
 	m.part = parts[0]
 	// A node for the node and agent rows, and one whose agent serves logs.
-	logs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") }))
+	// The node's agent gets a log ticket, never the caller's token.
+	logs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), api.TicketScheme) {
+			http.Error(w, "the log proxy sent no ticket", http.StatusUnauthorized)
+			return
+		}
+		io.WriteString(w, "hello\n")
+	}))
 	t.Cleanup(logs.Close)
 	for _, n := range []store.Node{{Node: spareNode("spare")}, {Node: spareNode("logs"), AgentURL: logs.URL}} {
 		n.State, n.Reason = model.NodeDrain, "kept for the matrix"
