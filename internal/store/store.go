@@ -54,7 +54,7 @@ type Job struct {
 	// Signals asked for the current run (usine cancel --signal). They are
 	// part of the job so that every replica's agents hear of them.
 	Signals []SignalRequest `json:"signals,omitempty"`
-	Rev   int64     `json:"rev"` // store revision of the last change
+	Rev     int64           `json:"rev"` // store revision of the last change
 }
 
 // SignalRequest is a signal asked for one run of a job. Agents carry out
