@@ -89,6 +89,7 @@ func New(cfg Config) (*Launcher, error) {
 			l.caps.Cgroup, l.caps.CgroupDir = true, dir
 		}
 	}
+	go l.spares.fill() // after the probe: see NewSpares
 	return l, nil
 }
 

@@ -38,7 +38,10 @@ type spare struct {
 }
 
 // NewSpares makes a Spares for supervisors run by the command supervisor
-// (nil = this executable with SupervisorArg); it starts the first one.
+// (nil = this executable with SupervisorArg). The first Launcher given it
+// starts the first spare, once it has moved this process into its leaf
+// cgroup: a child started before would stay behind in the agent's
+// cgroup, which could then hand no controllers down to jobs.
 func NewSpares(supervisor []string) (*Spares, error) {
 	if len(supervisor) == 0 {
 		exe, err := os.Executable()
@@ -47,9 +50,7 @@ func NewSpares(supervisor []string) (*Spares, error) {
 		}
 		supervisor = []string{exe, SupervisorArg}
 	}
-	s := &Spares{argv: append(slices.Clone(supervisor), spareDir)}
-	s.fill()
-	return s, nil
+	return &Spares{argv: append(slices.Clone(supervisor), spareDir)}, nil
 }
 
 // take returns the spare, if one is ready, and starts the next.
@@ -67,6 +68,9 @@ func (s *Spares) take() *spare {
 
 // fill starts a spare unless one is ready or starting.
 func (s *Spares) fill() {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	if s.closed || s.ready != nil || s.starting {
 		s.mu.Unlock()
