@@ -493,7 +493,9 @@ func (p *pass) fitsUsable(j *model.Job, elig []int32) bool {
 // share the fullest block, which can only err towards waiting.
 func (p *pass) fitsCounted(j *model.Job, part int32, count func(k int) int) bool {
 	pi := &p.t.parts[part]
-	if j.TotalAccelerators() > 0 && pi.model == "" {
+	// A partition without nodes (declared before them) holds nothing;
+	// one without accelerators holds no job that needs some.
+	if len(pi.classes) == 0 || j.TotalAccelerators() > 0 && (pi.model == "" || pi.maxAcc == 0) {
 		return false
 	}
 	switch {
