@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -191,7 +192,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for {
 		full := l.s.now().Sub(l.fullAt()) >= l.s.cfg.BackfillInterval
-		err := l.decide(ctx, full)
+		err := l.contained(func() error { return l.decide(ctx, full) })
 		ended := time.Now()
 		if ctx.Err() != nil {
 			l.release()
@@ -204,7 +205,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				go func() {
 					defer l.bg.Done()
 					defer l.estimating.Store(false)
-					if err := l.estimate(ctx); err != nil && ctx.Err() == nil {
+					if err := l.contained(func() error { return l.estimate(ctx) }); err != nil && ctx.Err() == nil {
 						l.s.log.Error("estimate waiting jobs' starts", "err", err)
 					}
 				}()
@@ -269,6 +270,27 @@ func (l *Loop) release() {
 	}
 	l.leader = false
 	l.s.metrics.leader.Set(0)
+}
+
+// contained runs a pass, turning a panic (a scheduler bug) into an error
+// with its stack: the pass fails and is retried with back-off from a view
+// and planners built afresh, while the API goes on serving, so that jobs
+// can still be listed and cancelled.
+func (l *Loop) contained(pass func() error) (err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		err = fmt.Errorf("scheduler pass panicked: %v\n%s", r, debug.Stack())
+		l.mu.Lock()
+		l.v, l.planner = view{}, nil
+		l.mu.Unlock()
+		l.estMu.Lock()
+		l.estimator = nil
+		l.estMu.Unlock()
+	}()
+	return pass()
 }
 
 // Pass runs one pass now; a full pass also reloads the cluster and
