@@ -13,10 +13,7 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == launch.SupervisorArg {
-		// A job's supervisor, started by the agent: no CLI, no Ctrl-C.
-		os.Exit(launch.Supervise(os.Args[2:]))
-	}
+	launch.SuperviseIfAsked() // a job's supervisor, started by the agent: no CLI, no Ctrl-C
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()

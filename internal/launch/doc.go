@@ -58,11 +58,9 @@
 // Spares keeps one started ahead of need, and hands it the job's directory
 // with its go-ahead.
 //
-// The binary wires the sub-command, for example with a hidden command:
+// The binary wires the sub-command first thing in main:
 //
-//	if len(os.Args) > 1 && os.Args[1] == launch.SupervisorArg {
-//		os.Exit(launch.Supervise(os.Args[2:]))
-//	}
+//	launch.SuperviseIfAsked()
 //
 // Linux is the platform jobs run on; elsewhere the package builds, runs
 // jobs without the Linux-only safeguards and never has cgroup limits.

@@ -29,6 +29,16 @@ type handshake struct {
 	Error string `json:"error,omitempty"`
 }
 
+// SuperviseIfAsked makes this process a job's supervisor, and exits when
+// the job ends, if it was started as one (with SupervisorArg); otherwise
+// it returns at once. The usine binary calls it first thing in main, and
+// test binaries whose agents launch jobs in their TestMain.
+func SuperviseIfAsked() {
+	if len(os.Args) > 1 && os.Args[1] == SupervisorArg {
+		os.Exit(Supervise(os.Args[2:]))
+	}
+}
+
 // Supervise runs the job whose directory is args[0] and stays with it to
 // its end: it is the main function of the supervisor process, and
 // returns the exit status that process should have (0 once the job's
