@@ -399,14 +399,19 @@ func TestSignalsReachTheNodesOfTheJob(t *testing.T) {
 	}
 }
 
+// twoReplicas starts two servers on one SQLite store, as agentEnv does one.
+func twoReplicas(t *testing.T) (first, second *servertest.Env) {
+	cfg := server.Config{NodeTimeout: time.Second, AgentHeartbeat: 50 * time.Millisecond}
+	url := "sqlite:" + t.TempDir() + "/usine.db"
+	return servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url}),
+		servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
+}
+
 // A signal asked of one replica reaches the agents connected to another:
 // it is part of the job, which every replica follows.
 func TestSignalsReachAgentsOfAnotherReplica(t *testing.T) {
 	t.Parallel()
-	cfg := server.Config{NodeTimeout: time.Second, AgentHeartbeat: 50 * time.Millisecond}
-	url := "sqlite:" + t.TempDir() + "/usine.db"
-	first := servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
-	second := servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
+	first, second := twoReplicas(t)
 	drainAllBut(t, first, "node4")
 	a := connect(t, first, "node4", "")
 	j := submit(t, first, spec("default", 2))
@@ -426,10 +431,7 @@ func TestSignalsReachAgentsOfAnotherReplica(t *testing.T) {
 // through the store, so srun works whichever replica an agent follows.
 func TestReplicasGiveARunOneStepKey(t *testing.T) {
 	t.Parallel()
-	cfg := server.Config{NodeTimeout: time.Second, AgentHeartbeat: 50 * time.Millisecond}
-	url := "sqlite:" + t.TempDir() + "/usine.db"
-	first := servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
-	second := servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
+	first, second := twoReplicas(t)
 	drainAllBut(t, first, "node4")
 	j := submit(t, first, spec("default", 2))
 	var keys []string
