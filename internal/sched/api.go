@@ -134,6 +134,7 @@ const (
 	ReasonBeginTime                Reason = "BeginTime"
 	ReasonHeld                     Reason = "JobHeldUser"
 	ReasonQoSLimit                 Reason = "QOSMaxGRESPerProject"
+	ReasonArrayTaskLimit           Reason = "JobArrayTaskLimit" // its array's %N throttle: N elements run
 	ReasonInvalidQoS               Reason = "InvalidQOS"
 	ReasonQoSMaxWall               Reason = "QOSMaxWallDurationPerJobLimit"
 	ReasonGrantExhausted           Reason = "GrantExhausted"

@@ -46,10 +46,13 @@ func (b *base) capture(st *state, running []Running) {
 	b.changed = b.changed[:0]
 	st.freeSynced, st.freeDirty = true, st.freeDirty[:0]
 	b.prev = b.prev[:0]
+	b.ok = true
 	for k := range running {
+		if k > 0 && running[k].Job.ID <= running[k-1].Job.ID {
+			b.ok = false // sync relies on prev being in ID order
+		}
 		b.prev = append(b.prev, held{running[k].Job.ID, running[k].Alloc})
 	}
-	b.ok = true
 }
 
 // sync brings the base from the last pass's running jobs to these. It
@@ -58,13 +61,21 @@ func (b *base) capture(st *state, running []Running) {
 func (b *base) sync(st *state, running []Running) bool {
 	prev, next := b.prev, b.next[:0]
 	i, k := 0, 0
+	// found says running[k-1] was found in prev. Two found in a row are in
+	// order, as prev is (capture checks it); any other neighbours are
+	// compared.
+	found := false
 	for i < len(prev) || k < len(running) {
-		if k > 0 && k < len(running) && running[k].Job.ID <= running[k-1].Job.ID {
-			b.ok = false
-			return false
+		same := false
+		if k < len(running) {
+			same = i < len(prev) && running[k].Job.ID == prev[i].id
+			if k > 0 && !(same && found) && running[k].Job.ID <= running[k-1].Job.ID {
+				b.ok = false
+				return false
+			}
 		}
 		switch {
-		case k < len(running) && i < len(prev) && running[k].Job.ID == prev[i].id:
+		case same:
 			if !sameSlots(prev[i].alloc, running[k].Alloc) {
 				b.apply(st, prev[i].alloc, -1)
 				b.apply(st, running[k].Alloc, 1)
@@ -72,10 +83,12 @@ func (b *base) sync(st *state, running []Running) bool {
 			next = append(next, held{running[k].Job.ID, running[k].Alloc})
 			i++
 			k++
+			found = true
 		case k < len(running) && (i >= len(prev) || running[k].Job.ID < prev[i].id):
 			b.apply(st, running[k].Alloc, 1)
 			next = append(next, held{running[k].Job.ID, running[k].Alloc})
 			k++
+			found = false
 		default:
 			b.apply(st, prev[i].alloc, -1)
 			i++

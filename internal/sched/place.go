@@ -137,10 +137,23 @@ const (
 func (pl *placer) gang(v *view, p int32, n int, per res, oneBlock bool) ([]int32, outcome) {
 	pi := &pl.t.parts[p]
 	total := 0
-	for _, b := range pi.blocks {
-		c := v.count(b, per)
-		pl.cnt[b] = c
-		total += c
+	if v.hist != nil && v.short == nil && per.acc >= 0 && int(per.acc) < v.h {
+		// Every row is in hist: count without asking row() each block.
+		h, from := v.h, int(per.acc)
+		for _, b := range pi.blocks {
+			c := int32(0)
+			for _, x := range v.hist[int(b)*h+from : int(b+1)*h] {
+				c += x
+			}
+			pl.cnt[b] = int(c)
+			total += int(c)
+		}
+	} else {
+		for _, b := range pi.blocks {
+			c := v.count(b, per)
+			pl.cnt[b] = c
+			total += c
+		}
 	}
 	if total < n {
 		return nil, noRoom

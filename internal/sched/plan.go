@@ -94,6 +94,7 @@ type pass struct {
 
 	started  []commitment      // jobs started in this pass
 	qosUse   map[[2]string]int // running accelerators by project and QoS
+	arrayRun map[string]int    // running elements by array, once a throttled array asks
 	balances []Balance         // copy, debited as jobs start
 	ids      map[string]int8   // job ID → 1 pending, 2 running; built when a dependency needs it
 	parent   map[string]string // project → parent; built when grants need it
@@ -260,6 +261,10 @@ func (p *pass) consider(r *ranked) {
 		p.wait(r, why)
 		return
 	}
+	if j.ArrayThrottle > 0 && p.arrayRunning(j.ArrayID) >= j.ArrayThrottle {
+		p.wait(r, ReasonArrayTaskLimit)
+		return
+	}
 	q := p.qos[j.QoS]
 	if j.QoS != "" && q == nil {
 		p.wait(r, ReasonInvalidQoS)
@@ -348,6 +353,19 @@ func (p *pass) queueEstimate(w *Wait, j *model.Job, elig []int32, earliest int64
 		return
 	}
 	p.estimate = append(p.estimate, estReq{wait: len(p.dec.Waiting) - 1, job: j, elig: elig, earliest: earliest, inOrder: p.cfg.Backfill == BackfillNone})
+}
+
+// arrayRunning counts the running elements of array id.
+func (p *pass) arrayRunning(id string) int {
+	if p.arrayRun == nil {
+		p.arrayRun = map[string]int{}
+		for k := range p.s.Running {
+			if a := p.s.Running[k].Job.ArrayID; a != "" {
+				p.arrayRun[a]++
+			}
+		}
+	}
+	return p.arrayRun[id]
 }
 
 // depReason says whether j's dependencies hold it back.
@@ -785,6 +803,9 @@ func (p *pass) start(j *model.Job, part int32, slots []Slot, victims []string) {
 	}
 	if p.qosUse != nil {
 		p.qosUse[[2]string{j.Project, j.QoS}] += j.TotalAccelerators()
+	}
+	if p.arrayRun != nil && j.ArrayID != "" {
+		p.arrayRun[j.ArrayID]++
 	}
 	if p.balances != nil {
 		if k := p.balanceFor(j, part); k >= 0 {
