@@ -663,7 +663,9 @@ func (r *runner) pass(full bool) error {
 	r.planCalls++
 	r.mergePending()
 	r.mergeRunning()
-	r.refreshUsage()
+	if !r.fifo {
+		r.refreshUsage() // only the multifactor order reads usage
+	}
 	s := &r.snap
 	s.Running, s.Pending = r.running, r.pending
 	// While every node is as compiled, say so: the planner then skips
