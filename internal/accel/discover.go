@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,12 @@ type Device struct {
 	MemoryGiB int    `json:"memory_gib,omitempty"`
 	UUID      string `json:"uuid,omitempty"`
 	Source    Source `json:"source"` // where it was found; Power reads real devices only
+	// SyntheticWatts is the made-up draw Power reports for an emulated
+	// device, so that the measured-energy path (agent, server, usage) can
+	// be tried and tested on a machine without accelerators. It is no
+	// measurement: only SourceEmulated devices may have it, and 0 (the
+	// default) leaves their power unreadable, as a real reading would be.
+	SyntheticWatts float64 `json:"synthetic_watts,omitempty"`
 }
 
 // Source says where devices were found.
@@ -133,6 +140,8 @@ func declared(in []Device) ([]Device, error) {
 			errs = append(errs, fmt.Errorf("declared accelerator %d has index %d: give 0 or more", i, d.Index))
 		case seen[d.Index]:
 			errs = append(errs, fmt.Errorf("declared accelerators give index %d twice", d.Index))
+		case d.SyntheticWatts != 0:
+			errs = append(errs, fmt.Errorf("declared accelerator %d has a synthetic power of %g W: only emulated devices have a made-up draw; remove it (real devices' power is read from the vendor's tools)", i, d.SyntheticWatts))
 		}
 		seen[d.Index] = true
 		if a, ok := Lookup(d.Model); ok {
@@ -151,9 +160,10 @@ func declared(in []Device) ([]Device, error) {
 }
 
 // Power reads the current draw of each device, in watts, in the order
-// given. ok is false when any of them cannot be read: emulated or
-// declared devices, a vendor tool missing or failing, a reading not
-// available.
+// given. ok is false when any of them cannot be read: declared devices,
+// emulated ones without a SyntheticWatts, a vendor tool missing or
+// failing, a reading not available. Emulated devices with SyntheticWatts
+// report that constant: a deterministic stand-in, never a measurement.
 func Power(ctx context.Context, cfg Config, devs []Device) (watts []float64, ok bool) {
 	if len(devs) == 0 {
 		return nil, false
@@ -169,6 +179,21 @@ func Power(ctx context.Context, cfg Config, devs []Device) (watts []float64, ok 
 		return nvidiaPower(ctx, &cfg, devs)
 	case SourceSysfs:
 		return amdPower(&cfg, devs)
+	case SourceEmulated:
+		return syntheticPower(devs)
 	}
 	return nil, false
+}
+
+// syntheticPower is the made-up draw of emulated devices, when every one
+// of them has one.
+func syntheticPower(devs []Device) ([]float64, bool) {
+	watts := make([]float64, len(devs))
+	for i, d := range devs {
+		if !(d.SyntheticWatts > 0) || math.IsInf(d.SyntheticWatts, 0) {
+			return nil, false
+		}
+		watts[i] = d.SyntheticWatts
+	}
+	return watts, true
 }

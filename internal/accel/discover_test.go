@@ -234,6 +234,7 @@ func TestDiscoverDeclared(t *testing.T) {
 		{"a bad spec", accel.Config{Declare: "eight H100"}, "declared accelerators"},
 		{"an index given twice", accel.Config{Devices: []accel.Device{{Model: "H100"}, {Model: "H100"}}}, "index 0 twice"},
 		{"a device without a model", accel.Config{Devices: []accel.Device{{Index: 0}}}, "has no model"},
+		{"a declared device with a made-up draw", accel.Config{Devices: []accel.Device{{Model: "H100", SyntheticWatts: 300}}}, "only emulated devices"},
 	} {
 		if _, _, err := accel.Discover(ctx, tc.cfg); err == nil || !strings.Contains(err.Error(), tc.wantMsg) {
 			t.Errorf("%s: error %v, want one saying %q", tc.name, err, tc.wantMsg)
@@ -288,6 +289,23 @@ esac`)
 		}
 		if watts, ok := accel.Power(ctx, cfg, devs); ok {
 			t.Errorf("Power of an emulated device = %v, ok; want not ok", watts)
+		}
+	})
+	t.Run("emulated devices report their synthetic draw, all of them or none", func(t *testing.T) {
+		cfg := emptyHost(t)
+		fakeTool(t, cfg.Path, "nvidia-smi", `echo "0, emulated-H100-0, 500"; echo "1, emulated-H100-1, 500"`)
+		devs, err := accel.Emulate(2, "H100")
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs[0].SyntheticWatts, devs[1].SyntheticWatts = 300, 450.5
+		watts, ok := accel.Power(ctx, cfg, devs)
+		if diff := cmp.Diff([]float64{300, 450.5}, watts); diff != "" || !ok {
+			t.Errorf("Power ok=%v, watts (-want +got):\n%s", ok, diff)
+		}
+		devs[1].SyntheticWatts = 0
+		if watts, ok := accel.Power(ctx, cfg, devs); ok {
+			t.Errorf("Power with one emulated device lacking a synthetic draw = %v, ok; want not ok", watts)
 		}
 	})
 }

@@ -6,7 +6,9 @@
 // names from rocm-smi when it is installed); and, on a machine with none,
 // emulated devices of a model from the built-in table, so that the whole
 // product can be tried anywhere. Power reads the devices' current draw for
-// energy accounting where the vendor's tools can.
+// energy accounting where the vendor's tools can; emulated devices may be
+// given a synthetic draw (Device.SyntheticWatts), a constant stand-in
+// that lets the measured-energy path be tested without accelerators.
 //
 // NVIDIA devices are read through nvidia-smi rather than through NVML
 // loaded with cgo: usine is one static, pure-Go binary (its SQLite is pure
