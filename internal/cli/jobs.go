@@ -95,7 +95,7 @@ out or was cancelled without either).`,
 	fl.StringVar(&f.mem, "mem", "", "memory, MiB or with a K, M, G or T suffix (per node for a gang, in all otherwise)")
 	fl.StringVarP(&f.limit, "time", "t", "", "time limit: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (default: the server's)")
 	fl.StringVar(&f.qos, "qos", "", "quality of service: normal, high or low (default: normal)")
-	fl.StringVarP(&f.array, "array", "a", "", "make a job array: 0-15, 1,3,5-11:2")
+	fl.StringVarP(&f.array, "array", "a", "", "make a job array: 0-15, 1,3,5-11:2; 0-99%8 runs at most 8 at once")
 	fl.StringVarP(&f.deps, "dependency", "d", "", "start after other jobs: afterok:ID[:ID…], afterany:…, afternotok:…, after:…, joined with ','; an array's ID means all its elements, ARRAY_INDEX one")
 	fl.BoolVar(&f.hold, "hold", false, "submit held: it waits until usine release")
 	fl.StringVar(&f.begin, "begin", "", "start no earlier than: now+1hour, 16:00, tomorrow, 2026-06-01T08:00, …")

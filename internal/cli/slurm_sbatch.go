@@ -121,10 +121,7 @@ func sbatch(ctx context.Context, args []string, stdout, stderr io.Writer, se sba
 		Exclusive: job.Exclusive, Held: job.Held, Begin: job.Begin, Task: task,
 	}
 	if r.Array != nil {
-		spec.Array, _, _ = strings.Cut(r.Array.Spec, "%")
-		if r.Array.Throttle > 0 && !r.Quiet {
-			fmt.Fprintf(stderr, "sbatch: warning: --array throttle %%%d is not enforced by usine: every task of the array may run at once\n", r.Array.Throttle)
-		}
+		spec.Array = r.Array.Spec // with its %N throttle, which the scheduler keeps
 		lo, hi, n := r.Array.Bounds()
 		for k, v := range map[string]int{"SLURM_ARRAY_TASK_MIN": lo, "SLURM_ARRAY_TASK_MAX": hi, "SLURM_ARRAY_TASK_COUNT": n, "SLURM_ARRAY_TASK_STEP": r.Array.Step()} {
 			spec.Task.Env[k] = strconv.Itoa(v)

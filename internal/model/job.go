@@ -65,6 +65,7 @@ type Job struct {
 	Priority            int64        `json:"priority_adjust,omitempty"` // administrator's adjustment, added to the computed priority
 	ArrayID             string       `json:"array_id,omitempty"`
 	ArrayIndex          int          `json:"array_index,omitempty"`
+	ArrayThrottle       int          `json:"array_throttle,omitempty"` // at most this many elements of the array run at once (--array=…%N); 0 = no limit
 	Deps                []Dependency `json:"deps,omitempty"`
 	Preemptible         bool         `json:"preemptible,omitempty"`
 	OneBlock            bool         `json:"one_block,omitempty"` // refuse to span blocks

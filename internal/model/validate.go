@@ -73,6 +73,9 @@ func (j *Job) Validate() error {
 	if j.ArrayIndex < 0 {
 		add(fieldErr(obj, "array_index", "is %d; array indices start at 0", j.ArrayIndex))
 	}
+	if j.ArrayThrottle < 0 {
+		add(fieldErr(obj, "array_throttle", "is %d; give 0 (no limit) or how many elements may run at once", j.ArrayThrottle))
+	}
 	for i, d := range j.Deps {
 		f := fmt.Sprintf("deps[%d]", i)
 		switch d.Type {

@@ -39,7 +39,7 @@ func FuzzDecodeSubmit(f *testing.F) {
 				}
 			}
 			if sp.Array != "" {
-				idx, err := parseArray(sp.Array)
+				idx, _, err := parseArray(sp.Array)
 				if err == nil && len(idx) > maxArray {
 					t.Fatalf("array %q expands to %d > %d indices", sp.Array, len(idx), maxArray)
 				}
@@ -51,16 +51,19 @@ func FuzzDecodeSubmit(f *testing.F) {
 // FuzzParseArray checks that array specs parse to sorted, distinct,
 // bounded indices or fail with a message.
 func FuzzParseArray(f *testing.F) {
-	for _, seed := range []string{"0-15", "1,3,5-11:2", "5-1", "0-99999:1000", "%4", "1-2-3", ":", "7"} {
+	for _, seed := range []string{"0-15", "1,3,5-11:2", "5-1", "0-99999:1000", "%4", "1-2-3", ":", "7", "0-7%2", "0-3%0", "1%x"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
-		idx, err := parseArray(spec)
+		idx, throttle, err := parseArray(spec)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error message")
 			}
 			return
+		}
+		if throttle < 0 || (throttle > 0) != strings.Contains(spec, "%") {
+			t.Fatalf("parseArray(%q) gives throttle %d", spec, throttle)
 		}
 		for i := range idx {
 			if idx[i] < 0 || idx[i] >= maxArray || (i > 0 && idx[i] <= idx[i-1]) {

@@ -154,10 +154,11 @@ func (s *Server) jobFromSpec(p *principal, sp *api.JobSpec, parents map[string]s
 	if sp.Array == "" {
 		return j, nil, nil
 	}
-	indices, err := parseArray(sp.Array)
+	indices, throttle, err := parseArray(sp.Array)
 	if err != nil {
 		return j, nil, invalid("array", "%v", err)
 	}
+	j.ArrayThrottle = throttle
 	return j, indices, nil
 }
 
@@ -223,11 +224,21 @@ func checkTask(t *model.Task) error {
 // maxArray bounds an array's indices, as Slurm's MaxArraySize does.
 const maxArray = 100_000
 
-// parseArray reads "0-15", "1,3,5-11:2" into sorted distinct indices.
-func parseArray(spec string) ([]int, error) {
-	if strings.Contains(spec, "%") {
-		return nil, fmt.Errorf("array %q: a %%N throttle is not supported yet; drop it (every element may run at once)", spec)
+// parseArray reads "0-15", "1,3,5-11:2" into sorted distinct indices, and
+// a "%N" suffix ("0-15%4") into the throttle: at most N elements at once.
+func parseArray(full string) (out []int, throttle int, err error) {
+	spec, n, hasThrottle := strings.Cut(full, "%")
+	if hasThrottle {
+		if throttle, err = strconv.Atoi(n); err != nil || throttle <= 0 {
+			return nil, 0, fmt.Errorf("array %q: the throttle after %% must be a positive number of elements that may run at once", full)
+		}
 	}
+	out, err = parseIndices(spec)
+	return out, throttle, err
+}
+
+// parseIndices reads the indices of an array spec.
+func parseIndices(spec string) ([]int, error) {
 	seen := map[int]bool{}
 	var out []int
 	steps := 0

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -83,6 +84,34 @@ func TestGangWaitsForResourcesWithAReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.WaitJob(t, second[0].ID, wait, running)
+}
+
+// An array with a throttle (0-3%1) runs one element at a time, the others
+// waiting with Slurm's reason; a throttle of nothing is refused.
+func TestAThrottledArrayRunsOneElementAtATime(t *testing.T) {
+	t.Parallel()
+	env := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	arr := spec("default", 1)
+	arr.Array = "0-3%1"
+	jobs, err := env.Admin.Submit(ctx, arr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 4 || jobs[3].ArrayThrottle != 1 {
+		t.Fatalf("submit answered %d jobs, the last throttled to %d; want 4 throttled to 1", len(jobs), jobs[len(jobs)-1].ArrayThrottle)
+	}
+	env.WaitJob(t, jobs[0].ID, wait, running)
+	for _, j := range jobs[1:] {
+		w := env.WaitJob(t, j.ID, wait, func(j store.Job) bool { return j.Reason != "" })
+		if w.State != model.JobPending || w.Reason != "JobArrayTaskLimit" {
+			t.Errorf("element %d is %s (%s); want pending with JobArrayTaskLimit", w.ArrayIndex, w.State, w.Reason)
+		}
+	}
+	arr.Array = "0-3%0"
+	if _, err := env.Admin.Submit(ctx, arr); !strings.Contains(fmt.Sprint(err), "throttle") {
+		t.Errorf("array 0-3%%0: %v; want an error about the throttle", err)
+	}
 }
 
 func TestArraysAndBatchesCommitTogether(t *testing.T) {

@@ -61,7 +61,7 @@ func options() []option {
 			note: "the usine project charged for the job", set: setString("account", func(r *Request) *string { return &r.Account })},
 		{long: "acctg-freq", arg: requiredArg, argName: "spec", support: Warned, env: "SBATCH_ACCTG_FREQ", note: "usine samples accounting itself"},
 		{long: "array", short: 'a', arg: requiredArg, argName: "indexes", support: Supported, env: "SBATCH_ARRAY_INX",
-			note: "indices, ranges and steps (1-7:2); one usine job per index; a %N throttle is accepted with a warning and not enforced", set: setArray},
+			note: "indices, ranges and steps (1-7:2); one usine job per index; a %N throttle lets N run at once", set: setArray},
 		{long: "batch", arg: requiredArg, argName: "features", support: Warned, note: "usine runs the batch script on the job's first node"},
 		{long: "bb", arg: requiredArg, argName: "spec", support: Refused, note: "usine has no burst buffers; stage data in the script"},
 		{long: "bbf", arg: requiredArg, argName: "file", support: Refused, note: "usine has no burst buffers; stage data in the script"},
