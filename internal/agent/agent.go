@@ -21,6 +21,7 @@ import (
 	"github.com/usine-project/usine/internal/api"
 	"github.com/usine-project/usine/internal/launch"
 	"github.com/usine-project/usine/internal/model"
+	"github.com/usine-project/usine/internal/store"
 )
 
 // Config is how one agent runs.
@@ -69,6 +70,14 @@ type Config struct {
 	DiskFull float64
 	// HealthEvery is how often the health checks run (default 30 s).
 	HealthEvery time.Duration
+	// Power reads the draw of each of Devices, W, in their order, for the
+	// energy of runs (power.go); ok false when it cannot. nil =
+	// accel.Power through the host's vendor tools, which also gives
+	// emulated devices' synthetic draw and nothing for declared ones.
+	Power func(ctx context.Context) (watts []float64, ok bool)
+	// PowerEvery is how often the power is read while runs holding
+	// accelerators are alive (default 5 s).
+	PowerEvery time.Duration
 	// StopOnExit stops every run when Run returns (tests). By default runs
 	// outlive the agent, which finds them again when it restarts.
 	StopOnExit bool
@@ -95,6 +104,8 @@ type Agent struct {
 	maxRevAt time.Time
 	every    time.Duration // report interval the server asks for
 	health   string
+	power    *power // nil: no accelerators
+	powerOn  bool   // power readings are worth taking (probePower)
 	exits    sync.WaitGroup
 	steps    stepKeys // srun's steps in batch jobs (steps.go)
 }
@@ -106,6 +117,7 @@ type run struct {
 	job      *launch.Proc // the launched job, kept after its end until forgotten
 	stopping bool
 	done     chan struct{} // closed when it ends
+	meter    *meter        // its energy so far; nil when not metered
 }
 
 // running says whether the run's job lives.
@@ -136,6 +148,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.DiskFull = 0.98
 	}
 	cfg.HealthEvery = cmp.Or(cfg.HealthEvery, 30*time.Second)
+	cfg.PowerEvery = cmp.Or(cfg.PowerEvery, 5*time.Second)
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -168,6 +181,7 @@ func New(cfg Config) (*Agent, error) {
 		relink: make(chan struct{}, 1),
 		runs:   map[runKey]*run{},
 		every:  cfg.Heartbeat,
+		power:  newPower(&cfg),
 	}
 	// Said once, at start: whether the jobs' CPU and memory will be bounded.
 	if caps := l.Capabilities(); caps.Cgroup {
@@ -226,10 +240,15 @@ func (a *Agent) Capabilities() launch.Capabilities { return a.launch.Capabilitie
 // Config.StopOnExit.
 func (a *Agent) Run(ctx context.Context) error {
 	a.recover(ctx)
+	a.powerOn = a.probePower(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); a.followLoop(ctx) }()
 	go func() { defer wg.Done(); a.reportLoop(ctx) }()
+	if a.powerOn {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.powerLoop(ctx) }()
+	}
 	wg.Wait()
 	if a.cfg.StopOnExit {
 		a.StopAll()
@@ -369,7 +388,12 @@ func (a *Agent) follow(ctx context.Context) error {
 func (a *Agent) register(ctx context.Context) error {
 	a.mu.Lock()
 	reg := api.Registration{Node: a.cfg.Node, Address: a.cfg.Address, AgentURL: a.cfg.AgentURL, Running: a.runningLocked()}
+	if a.power != nil {
+		reg.Power = a.power.source
+	}
 	a.mu.Unlock()
+	caps := a.launch.Capabilities()
+	reg.Limits = &store.NodeLimits{Enforced: caps.Cgroup, Reason: caps.CgroupReason}
 	var out json.RawMessage
 	if err := a.client.Do(ctx, http.MethodPost, api.Prefix+"/agents/"+url.PathEscape(a.cfg.Node.Name)+"/register", reg, &out); err != nil {
 		return fmt.Errorf("register node %s: %w", a.cfg.Node.Name, err)
@@ -514,6 +538,7 @@ func (a *Agent) launchLocked(o api.Run, devs []int) {
 	r.proc, r.job = p, p
 	r.rec.Stdout, r.rec.Stderr = p.Stdout(), p.Stderr()
 	a.saveLocked(r)
+	a.meterLocked(r, now)
 	a.log.Info("agent: launched", "run", k, "devices", devs)
 	a.watchLocked(r)
 }
@@ -553,6 +578,7 @@ func (a *Agent) endLocked(r *run, st exitStatus) {
 	rec := &r.rec
 	rec.Ended, rec.ExitCode, rec.Signal, rec.TimedOut, rec.Killed, rec.Error = true, st.ExitCode, st.Signal, st.TimedOut, st.Killed, st.Err
 	rec.End = millis(st.End)
+	rec.EnergyJ = a.energyLocked(r, st.End)
 	a.saveLocked(r)
 	select {
 	case <-r.done:
@@ -669,14 +695,14 @@ func (a *Agent) reportLoop(ctx context.Context) {
 // report sends one report and marks the ends it carried as acknowledged.
 func (a *Agent) report(ctx context.Context) error {
 	a.mu.Lock()
-	rep := api.Report{Running: a.runningLocked(), Health: a.health}
+	rep := api.Report{Running: a.runningLocked(), Health: a.health, Watts: a.wattsLocked()}
 	var sent []*run
 	for _, r := range a.runs {
 		if r.rec.Ended && !r.rec.Reported {
 			rec := r.rec
 			rep.Ended = append(rep.Ended, api.RunState{Job: rec.Job, Epoch: rec.Epoch, Rank: rec.Rank, Ended: true,
 				ExitCode: rec.ExitCode, Signal: rec.Signal, TimedOut: rec.TimedOut, Killed: rec.Killed,
-				Start: rec.Start / 1000, End: rec.End / 1000, Error: rec.Error})
+				Start: rec.Start / 1000, End: rec.End / 1000, Error: rec.Error, EnergyJ: rec.EnergyJ})
 			sent = append(sent, r)
 		}
 	}

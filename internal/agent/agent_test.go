@@ -35,6 +35,7 @@ type fakeServer struct {
 	orders   api.Orders
 	changed  chan struct{} // closed and replaced when orders change
 	regs     int
+	lastReg  api.Registration
 	ended    []api.RunState
 	reports  int
 	health   string
@@ -52,6 +53,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 		}
 		f.mu.Lock()
 		f.regs++
+		f.lastReg = reg
 		f.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(store.Node{Node: reg.Node})
 	})

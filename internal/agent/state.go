@@ -44,6 +44,10 @@ type record struct {
 	Killed   bool   `json:"killed,omitempty"`
 	Error    string `json:"error,omitempty"`
 	End      int64  `json:"end,omitempty"` // Unix milliseconds
+	// EnergyJ is the run's accelerator energy, joules, when it was
+	// metered (power.go); kept so that a report sent after an agent
+	// restart still carries it.
+	EnergyJ float64 `json:"energy_j,omitempty"`
 	// Reported is set once the server acknowledged the end.
 	Reported bool `json:"reported,omitempty"`
 	// Signals are the sequence numbers of the signal orders carried out.

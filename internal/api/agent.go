@@ -26,6 +26,12 @@ type Registration struct {
 	// Running lists what the agent runs right now (after a restart, what
 	// it adopted), so that the server can reconcile at once.
 	Running []RunState `json:"running,omitempty"`
+	// Limits says whether the agent bounds its jobs' CPUs and memory with
+	// cgroup v2, and why not; nil from agents that do not say.
+	Limits *store.NodeLimits `json:"limits,omitempty"`
+	// Power is how the agent reads its accelerators' power for the energy
+	// of runs (store.Node.Power); "" when it cannot.
+	Power string `json:"power,omitempty"`
 }
 
 // Orders is what the server wants on one node.
@@ -92,6 +98,11 @@ type RunState struct {
 	Start    int64  `json:"start,omitempty"`
 	End      int64  `json:"end,omitempty"`
 	Error    string `json:"error,omitempty"` // it could not start: why
+	// EnergyJ is the energy the rank's accelerators used over its run, in
+	// joules, summed over the devices it held, as the agent measured it
+	// (sampled power, integrated); 0 when it was not measured. Set with
+	// Ended only.
+	EnergyJ float64 `json:"energy_j,omitempty"`
 }
 
 // Report is the body of POST /agents/{node}/report: a heartbeat, with the

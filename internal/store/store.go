@@ -78,6 +78,40 @@ type RankEnd struct {
 	Signal   string `json:"signal,omitempty"`
 	TimedOut bool   `json:"timed_out,omitempty"`
 	End      int64  `json:"end"`
+	// EnergyJ is the energy of the rank's accelerators over its run,
+	// joules, as its agent measured it; 0 = not measured.
+	EnergyJ float64 `json:"energy_j,omitempty"`
+}
+
+// MeasuredEnergy is the accelerators' energy of run epoch of a job that
+// held alloc, in kWh, from the rank ends its agents reported. ok only when
+// every rank that holds accelerators reported a measurement: a gang that
+// one failing rank ended before the others reported is left to the
+// estimate rather than counted short.
+func MeasuredEnergy(ranks []RankEnd, epoch int64, alloc []Alloc) (kwh float64, ok bool) {
+	var joules float64
+	measured := 0
+	for i, a := range alloc {
+		if a.Accelerators == 0 {
+			continue
+		}
+		found := false
+		for _, e := range ranks {
+			if e.Epoch == epoch && e.Rank == i && e.EnergyJ > 0 {
+				joules += e.EnergyJ
+				found = true
+				break
+			}
+		}
+		if !found {
+			return 0, false
+		}
+		measured++
+	}
+	if measured == 0 {
+		return 0, false
+	}
+	return joules / 3.6e6, true
 }
 
 // Alloc is what a running job holds on one node.
@@ -111,7 +145,21 @@ type Node struct {
 	// agent's registration.
 	Address  string `json:"address,omitempty"`
 	AgentURL string `json:"agent_url,omitempty"`
-	Rev      int64  `json:"rev"`
+	// Limits says whether the agent bounds its jobs' CPUs and memory, and
+	// Power how it reads its accelerators' power ("nvidia-smi", "sysfs",
+	// "emulated" for a synthetic draw, "" = it cannot: energy is
+	// estimated), both as it registered; Limits is nil when it did not say.
+	Limits *NodeLimits `json:"limits,omitempty"`
+	Power  string      `json:"power,omitempty"`
+	Rev    int64       `json:"rev"`
+}
+
+// NodeLimits says whether a node's agent enforces its jobs' CPU and
+// memory limits (cgroup v2), and why not: without them a job can use more
+// than it was given.
+type NodeLimits struct {
+	Enforced bool   `json:"enforced"`
+	Reason   string `json:"reason,omitempty"` // why not, when not enforced
 }
 
 // Role is what a user may do, in one project or (Project "") everywhere.
