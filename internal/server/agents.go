@@ -572,6 +572,17 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
 			return invalid("agent_url", "%q is not an http(s) URL", reg.AgentURL)
 		}
 	}
+	if err := checkText("power", reg.Power, 64); err != nil {
+		return err
+	}
+	if reg.Limits != nil {
+		if err := checkText("limits.reason", reg.Limits.Reason, 1024); err != nil {
+			return err
+		}
+		if reg.Limits.Enforced && reg.Limits.Reason != "" {
+			return invalid("limits.reason", "limits are enforced, so there is no reason why not; send the reason only with enforced false")
+		}
+	}
 	ctx := r.Context()
 	n := reg.Node
 	n.Name = name
@@ -598,11 +609,11 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
 	var out store.Node
 	if exists {
 		out, err = s.store.UpdateNode(ctx, name, func(sn *store.Node) error {
-			sn.Node, sn.Address, sn.AgentURL = n, reg.Address, reg.AgentURL
+			sn.Node, sn.Address, sn.AgentURL, sn.Limits, sn.Power = n, reg.Address, reg.AgentURL, reg.Limits, reg.Power
 			return nil
 		})
 	} else {
-		out, err = s.store.PutNode(ctx, store.Node{Node: n, Address: reg.Address, AgentURL: reg.AgentURL})
+		out, err = s.store.PutNode(ctx, store.Node{Node: n, Address: reg.Address, AgentURL: reg.AgentURL, Limits: reg.Limits, Power: reg.Power})
 	}
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", name, err)
@@ -743,6 +754,12 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
 	if err := checkText("health", rep.Health, 1024); err != nil {
 		return err
 	}
+	for i, rs := range rep.Ended {
+		// JSON has no NaN or infinity; a negative energy is an agent's bug.
+		if rs.EnergyJ < 0 {
+			return invalid(fmt.Sprintf("ended[%d].energy_j", i), "%g J is negative; an agent that could not measure a run's energy sends none", rs.EnergyJ)
+		}
+	}
 	ctx := r.Context()
 	n, err := s.store.Node(ctx, node)
 	if isNotFound(err) {
@@ -834,7 +851,8 @@ func (s *Server) endRank(ctx context.Context, node string, rs api.RunState) (boo
 			end = now
 		}
 		j.Ranks = slices.DeleteFunc(j.Ranks, func(e store.RankEnd) bool { return e.Epoch != j.Epoch })
-		j.Ranks = append(j.Ranks, store.RankEnd{Epoch: j.Epoch, Rank: rs.Rank, Node: node, ExitCode: rs.ExitCode, Signal: rs.Signal, TimedOut: rs.TimedOut, End: end})
+		j.Ranks = append(j.Ranks, store.RankEnd{Epoch: j.Epoch, Rank: rs.Rank, Node: node, ExitCode: rs.ExitCode, Signal: rs.Signal, TimedOut: rs.TimedOut, End: end,
+			EnergyJ: rs.EnergyJ}) // the store counts it in the job's usage when every rank has one
 		where := fmt.Sprintf("rank %d on %s", rs.Rank, node)
 		if len(j.Alloc) == 1 {
 			where = "on " + node

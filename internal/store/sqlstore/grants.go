@@ -1177,8 +1177,9 @@ func (s *Store) endRun(ctx context.Context, tx *sql.Tx, b store.Job, j *store.Jo
 		return err
 	}
 	acc, cpus := allocSums(b.Alloc)
+	kwh, measured := store.MeasuredEnergy(j.Ranks, b.Epoch, b.Alloc) // the agents' measurement, when whole
 	parts, err := usage.Pieces(usage.Record{Job: b.ID, User: b.User, Project: b.Project, Site: site, Model: class, Programme: programme,
-		Start: b.Start, End: end, Accelerators: acc, CPUs: cpus})
+		Start: b.Start, End: end, Accelerators: acc, CPUs: cpus, EnergyKWh: kwh, Measured: measured})
 	if err != nil {
 		return fmt.Errorf("record the use of job %s: %w", b.ID, err)
 	}
