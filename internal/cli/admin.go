@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,7 +97,13 @@ func newNodesCmd() *cobra.Command {
 		Short: "List nodes: state, accelerators in use, jobs",
 		Long: `List the nodes, or those NODES names (a host list such as node[1-4]), with
 their state: idle, mixed or allocated when up, draining or drained, down.
---state takes those, or the API's up, drain and down.`,
+--state takes those, or the API's up, drain and down.
+
+LIMITS says whether the node's agent holds jobs to the CPUs and memory they
+asked for (cgroup: with cgroup v2 limits; none: it cannot, and a note on
+standard error says why; -: no agent has said). -o wide adds POWER, how the
+agent reads its accelerators' power for measured energy (nvidia-smi, sysfs,
+emulated: a synthetic draw; -: it cannot, energy is estimated).`,
 		Example: `  usine nodes
   usine nodes --state drained,down -o wide
   usine nodes 'node[1-2]' -o json`,
@@ -134,22 +142,26 @@ their state: idle, mixed or allocated when up, draining or drained, down.
 				}
 				return writeJSON(w, api.Nodes{Items: nodes})
 			}
-			header := []string{"NAME", "PARTITION", "STATE", "ACCEL", "USED/TOTAL", "BLOCK", "JOBS", "REASON"}
+			header := []string{"NAME", "PARTITION", "STATE", "ACCEL", "USED/TOTAL", "BLOCK", "LIMITS", "JOBS", "REASON"}
 			if out.wide() {
-				header = append(header, "SITE", "GROUP", "CPUS", "MEM", "HEARTBEAT", "ADDRESS")
+				header = append(header, "SITE", "GROUP", "CPUS", "MEM", "HEARTBEAT", "ADDRESS", "POWER")
 			}
 			t := out.table(w, header...)
 			now := time.Now()
 			for i := range nodes {
 				n := &nodes[i]
 				row := []string{n.Name, n.Partition, nodeState(n), dash(n.Model), fmt.Sprintf("%d/%d", n.Allocated, n.Accelerators),
-					dash(n.Block), dash(compactIDs(n.Jobs)), dash(n.Reason)}
+					dash(n.Block), nodeLimits(n.Limits), dash(compactIDs(n.Jobs)), dash(n.Reason)}
 				if out.wide() {
-					row = append(row, n.Site, dash(n.Group), cpus(n.CPUs), fmtMiB(n.MemoryMiB), fmtTime(n.Heartbeat, now), dash(n.Address))
+					row = append(row, n.Site, dash(n.Group), cpus(n.CPUs), fmtMiB(n.MemoryMiB), fmtTime(n.Heartbeat, now), dash(n.Address), dash(n.Power))
 				}
 				t.row(row...)
 			}
-			return t.flush()
+			if err := t.flush(); err != nil {
+				return err
+			}
+			writeNoLimits(cmd.ErrOrStderr(), nodes)
+			return nil
 		},
 	}
 	c.register(cmd, false)
@@ -158,6 +170,39 @@ their state: idle, mixed or allocated when up, draining or drained, down.
 	cmd.Flags().StringVar(&states, "state", "", "only nodes in these states, comma-separated")
 	_ = cmd.RegisterFlagCompletionFunc("partition", completePartitions(&c))
 	return cmd
+}
+
+// nodeLimits is the LIMITS column: whether the node's jobs are held to
+// their CPUs and memory.
+func nodeLimits(l *store.NodeLimits) string {
+	switch {
+	case l == nil:
+		return "-"
+	case l.Enforced:
+		return "cgroup"
+	}
+	return "none"
+}
+
+// writeNoLimits says, under the table, why nodes run jobs without limits:
+// one line per reason, naming its nodes (a reason is too long for a
+// column, and a whole factory often shares one).
+func writeNoLimits(w io.Writer, nodes []api.NodeView) {
+	byReason := map[string][]string{}
+	var reasons []string
+	for _, n := range nodes {
+		if n.Limits == nil || n.Limits.Enforced {
+			continue
+		}
+		why := cmp.Or(n.Limits.Reason, "its agent gave no reason")
+		if byReason[why] == nil {
+			reasons = append(reasons, why)
+		}
+		byReason[why] = append(byReason[why], n.Name)
+	}
+	for _, why := range reasons {
+		fmt.Fprintf(w, "no CPU and memory limits on %s: %s\n", hostlist.Compress(byReason[why]), why)
+	}
 }
 
 // nodeArgs expands host lists in the arguments.

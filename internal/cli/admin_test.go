@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"net"
 	"slices"
 	"strings"
@@ -88,11 +89,11 @@ func TestNodesDrainResume(t *testing.T) {
 	t.Parallel()
 	f := newFactory(t)
 	out := f.admin("nodes").ok(t)
-	want := `NAME   PARTITION  STATE  ACCEL  USED/TOTAL  BLOCK  JOBS  REASON
-node1  h100       idle   H100   0/8         b0001  -     -
-node2  h100       idle   H100   0/8         b0001  -     -
-node3  h100       idle   H100   0/8         b0002  -     -
-node4  h100       idle   H100   0/8         b0002  -     -
+	want := `NAME   PARTITION  STATE  ACCEL  USED/TOTAL  BLOCK  LIMITS  JOBS  REASON
+node1  h100       idle   H100   0/8         b0001  -       -     -
+node2  h100       idle   H100   0/8         b0001  -       -     -
+node3  h100       idle   H100   0/8         b0002  -       -     -
+node4  h100       idle   H100   0/8         b0002  -       -     -
 `
 	if diff := cmp.Diff(want, out); diff != "" {
 		t.Errorf("nodes of an idle laptop (-want +got):\n%s", diff)
@@ -236,5 +237,54 @@ func TestCompletion(t *testing.T) {
 	out = complete("submit", "-p", "")
 	if !strings.Contains(out, "default\n") {
 		t.Errorf("projects do not complete:\n%s", out)
+	}
+}
+
+// What the agents registered shows: whether each node holds jobs to their
+// CPUs and memory, why not, and how it reads power.
+func TestNodesShowJobLimitsAndPower(t *testing.T) {
+	t.Parallel()
+	f := newFactory(t)
+	cl := f.Client(f.AdminToken)
+	const why = "controllers cpu and memory are not delegated to our cgroup /x; under systemd, set Delegate=yes on the agent's unit"
+	for _, r := range []struct {
+		node   string
+		limits *store.NodeLimits
+		power  string
+	}{
+		{"node1", &store.NodeLimits{Enforced: true}, "nvidia-smi"},
+		{"node2", &store.NodeLimits{Reason: why}, "emulated"},
+		{"node3", &store.NodeLimits{Reason: why}, ""},
+	} {
+		reg := api.Registration{Node: model.Node{Name: r.node, Accelerators: 8, Model: "H100", CPUs: 16, MemoryMiB: 65536}, Limits: r.limits, Power: r.power}
+		if err := cl.Do(context.Background(), "POST", api.Prefix+"/agents/"+r.node+"/register", reg, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := f.admin("nodes")
+	var limits []string
+	for _, line := range strings.Split(strings.TrimSpace(res.ok(t)), "\n")[1:] {
+		fields := strings.Fields(line)
+		limits = append(limits, fields[0]+":"+fields[6])
+	}
+	if diff := cmp.Diff([]string{"node1:cgroup", "node2:none", "node3:none", "node4:-"}, limits); diff != "" {
+		t.Errorf("LIMITS column (-want +got):\n%s", diff)
+	}
+	if want := "no CPU and memory limits on node[2-3]: " + why + "\n"; res.stderr != want {
+		t.Errorf("stderr %q; want %q", res.stderr, want)
+	}
+	wide := f.admin("nodes", "-o", "wide", "--no-headers").ok(t)
+	var power []string
+	for _, line := range strings.Split(strings.TrimSpace(wide), "\n") {
+		fields := strings.Fields(line)
+		power = append(power, fields[0]+":"+fields[len(fields)-1])
+	}
+	if diff := cmp.Diff([]string{"node1:nvidia-smi", "node2:emulated", "node3:-", "node4:-"}, power); diff != "" {
+		t.Errorf("POWER column of -o wide (-want +got):\n%s", diff)
+	}
+	var nodes api.Nodes
+	decodeJSON(t, f.admin("nodes", "node2", "-o", "json").ok(t), &nodes)
+	if len(nodes.Items) != 1 || nodes.Items[0].Limits == nil || nodes.Items[0].Limits.Enforced || nodes.Items[0].Limits.Reason != why || nodes.Items[0].Power != "emulated" {
+		t.Errorf("node2 as JSON: %+v; want limits not enforced, with the reason, and power emulated", nodes.Items)
 	}
 }
