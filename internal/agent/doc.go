@@ -7,7 +7,10 @@
 // stopping what the server no longer wants with the job's signal then
 // SIGKILL, delivering signal orders once — and reports ends, heartbeats
 // and health (a full disk or a lost accelerator drains the node, with the
-// reason). It serves the logs of its runs to the server over HTTP.
+// reason). It serves the logs of its runs to the server over HTTP. Where
+// it can read the accelerators' power it meters each run's energy and
+// reports it with the run's end, for the job's usage (power.go); its
+// registration says how it reads power and whether jobs get cgroup limits.
 //
 // The node's accelerators come from internal/accel (discovered, declared
 // or emulated); the processes are internal/launch's, each under a
