@@ -154,6 +154,9 @@ func (a *Agent) powerLoop(ctx context.Context) {
 		}
 		w, ok := p.read(ctx)
 		now := time.Now()
+		if ctx.Err() != nil {
+			return
+		}
 		if !ok {
 			if !failing {
 				a.log.Warn("agent: cannot read the accelerators' power; bridging the gap until it can")
