@@ -240,12 +240,15 @@ func (a *Agent) Capabilities() launch.Capabilities { return a.launch.Capabilitie
 // Config.StopOnExit.
 func (a *Agent) Run(ctx context.Context) error {
 	a.recover(ctx)
-	a.powerOn = a.probePower(ctx)
+	on := a.probePower(ctx)
+	a.mu.Lock()
+	a.powerOn = on
+	a.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); a.followLoop(ctx) }()
 	go func() { defer wg.Done(); a.reportLoop(ctx) }()
-	if a.powerOn {
+	if on {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.powerLoop(ctx) }()
 	}
