@@ -46,7 +46,7 @@ func (l *Ledger) Balances(now int64, site string, f Factors) ([]sched.Balance, e
 		if a.grant.Model != "" {
 			factor = f.Of(a.grant.Model)
 		}
-		out = append(out, sched.Balance{Project: a.grant.Project, Model: a.grant.Model, Remaining: spendable(a.available(), factor)})
+		out = append(out, sched.Balance{Project: a.grant.Project, Model: a.grant.Model, Site: a.grant.Site, Remaining: spendable(a.available(), factor)})
 	}
 	return out, nil
 }

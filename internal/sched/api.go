@@ -51,10 +51,12 @@ type Slot struct {
 }
 
 // Balance is what a project may still spend of one accelerator class
-// (Model "" = any class), in accelerator-seconds, holds already deducted.
+// (Model "" = any class) at one site (Site "" = any site), in
+// accelerator-seconds, holds already deducted.
 type Balance struct {
 	Project   string
 	Model     string
+	Site      string
 	Remaining int64
 }
 

@@ -592,18 +592,19 @@ func (p *pass) covered(j *model.Job, elig []int32) []int32 {
 	return out
 }
 
-// balanceFor finds the balance that pays for j in partition part: the job's
-// project's first, then its ancestors'. It returns -1 when none covers it.
+// balanceFor finds the balance that pays for j in partition part (of its
+// accelerator class, at its site): the job's project's first, then its
+// ancestors'. It returns -1 when none covers it.
 func (p *pass) balanceFor(j *model.Job, part int32) int {
 	cost := int64(j.TotalAccelerators()) * j.Limit
-	model := p.t.parts[part].model
+	model, site := p.t.parts[part].model, p.t.partitions[part].Site
 	parent := p.parents()
 	seen := map[string]bool{}
 	for proj := j.Project; proj != "" && !seen[proj]; proj = parent[proj] {
 		seen[proj] = true
 		for k := range p.balances {
 			b := &p.balances[k]
-			if b.Project == proj && (b.Model == "" || b.Model == model) && b.Remaining >= cost {
+			if b.Project == proj && (b.Model == "" || b.Model == model) && (b.Site == "" || b.Site == site) && b.Remaining >= cost {
 				return k
 			}
 		}
