@@ -111,6 +111,22 @@ func TestGrantsEndToEnd(t *testing.T) {
 	if r := f.usine(olga, "usage", "-o", "xml"); r.code != ExitUsage {
 		t.Errorf("usage -o xml: exit %d; want usage error", r.code)
 	}
+
+	// A site that refuses what no grant covers says so at submit, with
+	// how much is left; what a grant covers is still taken.
+	acct, err := f.Store.Accounting(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct.RefuseUncovered = true
+	if err := f.Admin.Do(ctx, http.MethodPut, api.Prefix+"/accounting", acct, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := f.usine(alice, "submit", "-p", "lab", "--gpus", "8", "-t", "1:00:00", "--", "true")
+	if r.code != ExitConflict || !strings.Contains(r.stderr, "cannot cover") || !strings.Contains(r.stderr, "left") {
+		t.Errorf("a job no grant covers, under refuse_uncovered: exit %d %q; want a conflict saying how much is left", r.code, r.stderr)
+	}
+	f.submit(alice, "-p", "lab", "--gpus", "1", "-t", "0:30", "--", "true")
 }
 
 // decodeJSONLoose decodes s into v, allowing fields v does not name.

@@ -60,6 +60,11 @@ type Balance struct {
 	Remaining int64
 }
 
+// Pays says whether b pays for accelerators of class model at site.
+func (b *Balance) Pays(model, site string) bool {
+	return (b.Model == "" || b.Model == model) && (b.Site == "" || b.Site == site)
+}
+
 // QoS is a quality-of-service class.
 type QoS struct {
 	Name     string

@@ -597,14 +597,20 @@ func (p *pass) covered(j *model.Job, elig []int32) []int32 {
 // ancestors'. It returns -1 when none covers it.
 func (p *pass) balanceFor(j *model.Job, part int32) int {
 	cost := int64(j.TotalAccelerators()) * j.Limit
-	model, site := p.t.parts[part].model, p.t.partitions[part].Site
-	parent := p.parents()
+	return Payer(p.balances, p.parents(), j.Project, p.t.parts[part].model, p.t.partitions[part].Site, cost)
+}
+
+// Payer finds the balance that pays cost for a job of project in a
+// partition of accelerator class model at site: the project's own first,
+// then its ancestors' (parent maps a project to its parent). It returns
+// -1 when none covers it.
+func Payer(balances []Balance, parent map[string]string, project, model, site string, cost int64) int {
 	seen := map[string]bool{}
-	for proj := j.Project; proj != "" && !seen[proj]; proj = parent[proj] {
+	for proj := project; proj != "" && !seen[proj]; proj = parent[proj] {
 		seen[proj] = true
-		for k := range p.balances {
-			b := &p.balances[k]
-			if b.Project == proj && (b.Model == "" || b.Model == model) && (b.Site == "" || b.Site == site) && b.Remaining >= cost {
+		for k := range balances {
+			b := &balances[k]
+			if b.Project == proj && b.Pays(model, site) && b.Remaining >= cost {
 				return k
 			}
 		}

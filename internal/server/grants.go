@@ -897,6 +897,20 @@ func (c *grantCache) dirty() {
 // accelerator-hours granted to it and its sub-projects in the current
 // period; a project without grants keeps 1 share, the minimum).
 func (s *Server) grantFeed(snap *sched.Snapshot) {
+	f := s.currentFeed()
+	snap.Grants = f.Balances
+	if len(f.Shares) > 0 {
+		ps := slices.Clone(snap.Projects)
+		for i := range ps {
+			ps[i].Shares = max(1, f.Shares[ps[i].Name]/3600)
+		}
+		snap.Projects = ps
+	}
+}
+
+// currentFeed is the grants' feed, read again from the store when it is a
+// second old or a start or a ledger operation changed it.
+func (s *Server) currentFeed() store.GrantFeed {
 	c := &s.grants
 	now := s.now()
 	c.mu.Lock()
@@ -918,14 +932,62 @@ func (s *Server) grantFeed(snap *sched.Snapshot) {
 			c.feed, c.fetched, c.stale = f, now, false
 		}
 	}
-	snap.Grants = c.feed.Balances
-	if len(c.feed.Shares) > 0 {
-		ps := slices.Clone(snap.Projects)
-		for i := range ps {
-			ps[i].Shares = max(1, c.feed.Shares[ps[i].Name]/3600)
-		}
-		snap.Projects = ps
+	return c.feed
+}
+
+// checkCovered refuses, when the accounting settings say so, a submit
+// with a job that no grant of its project (or an ancestor) can cover in
+// any partition the job may run in, and says how much is left.
+func (s *Server) checkCovered(jobs []store.Job, parents map[string]string, parts []model.Partition) error {
+	f := s.currentFeed()
+	if !f.RefuseUncovered || f.Balances == nil {
+		return nil
 	}
+	for _, j := range jobs {
+		cost := int64(j.TotalAccelerators()) * j.Limit
+		if cost == 0 {
+			continue
+		}
+		var left int64
+		var class string
+		for _, p := range parts {
+			if (j.Partition != "" && p.Name != j.Partition) || (j.Model != "" && p.Model != j.Model) {
+				continue
+			}
+			if sched.Payer(f.Balances, parents, j.Project, p.Model, p.Site, cost) >= 0 {
+				left = -1
+				break
+			}
+			for _, b := range f.Balances {
+				if b.Pays(p.Model, p.Site) && inChain(b.Project, j.Project, parents) && b.Remaining > left {
+					left, class = b.Remaining, p.Model
+				}
+			}
+		}
+		if left >= 0 {
+			return fail(http.StatusConflict, api.CodeConflict, "limit_s",
+				"project %s cannot cover this job: %d accelerators × %s = %.1f accelerator-hours, and its largest grant that pays for it has %.1f left%s; lower the time limit or the accelerators, or ask the project's manager for a top-up (usine grants)",
+				j.Project, j.TotalAccelerators(), time.Duration(j.Limit)*time.Second, float64(cost)/3600, float64(left)/3600, ofClass(class))
+		}
+	}
+	return nil
+}
+
+func ofClass(class string) string {
+	if class == "" {
+		return ""
+	}
+	return " (" + class + ")"
+}
+
+// inChain says whether payer is project or one of its ancestors.
+func inChain(payer, project string, parents map[string]string) bool {
+	for p, n := project, 0; p != "" && n < 64; p, n = parents[p], n+1 {
+		if p == payer {
+			return true
+		}
+	}
+	return false
 }
 
 // applyGranted is store.Apply for the scheduler loop: starts the store

@@ -30,6 +30,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	parts, err := s.partitions(r.Context())
+	if err != nil {
+		return err
+	}
+	if err := s.checkCovered(jobs, p.parents, parts); err != nil {
+		return err
+	}
 	rec := auditOf(r)
 	rec.entry.Status = http.StatusCreated
 	out, err := s.store.SubmitJobs(r.Context(), jobs, rec.entry)

@@ -247,6 +247,8 @@ type GrantFeed struct {
 	// Shares is each granted project's entitlement in the current period,
 	// accelerator-seconds (ledger.Shares).
 	Shares map[string]int64
+	// RefuseUncovered is Accounting.RefuseUncovered.
+	RefuseUncovered bool
 }
 
 // Accounting is how a factory accounts for its use.
@@ -265,6 +267,10 @@ type Accounting struct {
 	// projects that (or whose ancestors) own a grant are held; the others
 	// run unaccounted (a factory without funders).
 	RequireGrant bool `json:"require_grant,omitempty"`
+	// RefuseUncovered refuses at submit, saying how much is left, a job
+	// that no grant of its project can cover now; without it such a job
+	// waits with GrantExhausted (a top-up may come).
+	RefuseUncovered bool `json:"refuse_uncovered,omitempty"`
 }
 
 // Check says what is wrong with a.

@@ -995,6 +995,7 @@ func (s *Store) GrantFeed(ctx context.Context, now int64) (store.GrantFeed, erro
 		return f, err
 	}
 	f.Shares = l.Shares(now)
+	f.RefuseUncovered = acct.RefuseUncovered
 	if !acct.RequireGrant {
 		parent := map[string]string{}
 		for _, p := range projects {
