@@ -35,23 +35,20 @@ func Mux(agents []*Agent) http.Handler {
 	for _, a := range agents {
 		byNode[a.Node()] = a
 	}
+	// node hands a request to the agent of the node in its path.
+	node := func(serve func(*Agent, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			a := byNode[r.PathValue("node")]
+			if a == nil {
+				logError(w, http.StatusNotFound, api.CodeNotFound, "no agent for node %s here", r.PathValue("node"))
+				return
+			}
+			serve(a, w, r)
+		}
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /nodes/{node}/logs/{job}", func(w http.ResponseWriter, r *http.Request) {
-		a := byNode[r.PathValue("node")]
-		if a == nil {
-			logError(w, http.StatusNotFound, api.CodeNotFound, "no agent for node %s here", r.PathValue("node"))
-			return
-		}
-		a.serveLog(w, r)
-	})
-	mux.HandleFunc("POST /nodes/{node}/steps/{job}", func(w http.ResponseWriter, r *http.Request) {
-		a := byNode[r.PathValue("node")]
-		if a == nil {
-			logError(w, http.StatusNotFound, api.CodeNotFound, "no agent for node %s here", r.PathValue("node"))
-			return
-		}
-		a.serveStep(w, r)
-	})
+	mux.HandleFunc("GET /nodes/{node}/logs/{job}", node((*Agent).serveLog))
+	mux.HandleFunc("POST /nodes/{node}/steps/{job}", node((*Agent).serveStep))
 	return mux
 }
 

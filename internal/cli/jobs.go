@@ -687,6 +687,8 @@ func parseStates(v string) ([]string, error) {
 	return out, nil
 }
 
+// splitComma splits a comma-separated option value (Slurm's lists too),
+// dropping blanks.
 func splitComma(v string) []string {
 	var out []string
 	for s := range strings.SplitSeq(v, ",") {

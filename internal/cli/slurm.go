@@ -319,16 +319,6 @@ func idLess(a, b string) bool {
 	return a < b
 }
 
-// splitList splits Slurm's comma-separated option values.
-func splitList(v string) []string {
-	var out []string
-	for p := range strings.SplitSeq(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // whoami is the name of the token's user.
 func whoami(ctx context.Context, c *api.Client) (string, error) {

@@ -52,14 +52,14 @@ func (f *jobFilter) jobs(ctx context.Context, c *api.Client, extraIDs []string, 
 	case active:
 		q.States = []string{string(model.JobPending), string(model.JobRunning)}
 	}
-	q.Projects = splitList(f.accounts)
-	ids := append(splitList(f.ids), extraIDs...)
+	q.Projects = splitComma(f.accounts)
+	ids := append(splitComma(f.ids), extraIDs...)
 	if len(ids) > 0 {
 		if q.IDs, err = expandJobIDs(ctx, c, ids); err != nil {
 			return nil, err
 		}
 	}
-	users := splitList(f.users)
+	users := splitComma(f.users)
 	if f.me {
 		me, err := whoami(ctx, c)
 		if err != nil {
@@ -67,8 +67,8 @@ func (f *jobFilter) jobs(ctx context.Context, c *api.Client, extraIDs []string, 
 		}
 		users = append(users, me)
 	}
-	parts := splitList(f.parts)
-	names := splitList(f.names)
+	parts := splitComma(f.parts)
+	names := splitComma(f.names)
 	var out []store.Job
 	// The API filters one user and partition a query; lists are merged.
 	for _, u := range orAll(users) {
@@ -390,7 +390,7 @@ func runSinfo(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return apiFail(stderr, "sinfo", err)
 	}
-	want := splitList(*parts)
+	want := splitComma(*parts)
 	var names []string
 	if *nodesFlag != "" {
 		if names, err = hostlist.Expand(*nodesFlag); err != nil {
@@ -460,7 +460,7 @@ func runScontrol(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		var ids []string
 		for _, w := range rest {
-			ids = append(ids, splitList(w)...)
+			ids = append(ids, splitComma(w)...)
 		}
 		ids, err = expandJobIDs(ctx, c, ids)
 		if err != nil {
@@ -526,7 +526,7 @@ func scontrolShow(ctx context.Context, what string, rest []string, stdout, stder
 	case strings.HasPrefix("jobs", what) && what != "":
 		var jobs []store.Job
 		if len(rest) > 0 {
-			ids, err := expandJobIDs(ctx, c, splitList(rest[0]))
+			ids, err := expandJobIDs(ctx, c, splitComma(rest[0]))
 			if err != nil {
 				return slurmFail(stderr, "scontrol", 1, "%v", err)
 			}

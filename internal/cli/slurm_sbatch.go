@@ -234,7 +234,7 @@ func slurmStates(v string) ([]string, error) {
 		"CA": model.JobCancelled, "CANCELLED": model.JobCancelled, "TO": model.JobTimeout, "TIMEOUT": model.JobTimeout,
 	}
 	var out []string
-	for _, s := range splitList(v) {
+	for _, s := range splitComma(v) {
 		if strings.EqualFold(s, "all") {
 			return nil, nil
 		}

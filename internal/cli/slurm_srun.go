@@ -133,8 +133,8 @@ func runSrun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	env := environMap()
-	key, urls := env[agent.EnvStepKey], splitList(env[agent.EnvStepURLs])
-	all := splitList(env[agent.EnvStepNodes])
+	key, urls := env[agent.EnvStepKey], splitComma(env[agent.EnvStepURLs])
+	all := splitComma(env[agent.EnvStepNodes])
 	epoch, epochErr := strconv.ParseInt(env[agent.EnvStepEpoch], 10, 64)
 	job := env["SLURM_JOB_ID"]
 	if key == "" || job == "" || len(all) == 0 || len(urls) != len(all) || epochErr != nil {
