@@ -97,15 +97,7 @@ func Fold(parts []Part, opts Options) (*Report, error) {
 			row.AcceleratorSeconds += p.AcceleratorSeconds
 			row.CPUSeconds += p.CPUSeconds
 			row.WallSeconds += p.WallSeconds
-			row.MeasuredKWh += measured
-			row.EstimatedKWh += estimated
-			row.EnergyKWh += measured + estimated
-			row.NoEnergyAcceleratorSeconds += noEnergy
-			if known {
-				row.CO2eKg += (measured + estimated) * intensity / 1000
-			} else {
-				row.NoIntensityKWh += measured + estimated
-			}
+			row.addEnergy(measured, estimated, noEnergy, intensity, known)
 		}
 	}
 	return s.report(), nil

@@ -112,6 +112,21 @@ type Row struct {
 	NoIntensityKWh float64 `json:"no_intensity_kwh"`
 }
 
+// addEnergy adds energy, measured and estimated (kWh), use of unknown
+// energy (accelerator-seconds) and, where the site's grid intensity is
+// known (gCO2e/kWh), the CO2e.
+func (row *Row) addEnergy(measured, estimated float64, noEnergy int64, intensity float64, known bool) {
+	row.MeasuredKWh += measured
+	row.EstimatedKWh += estimated
+	row.EnergyKWh += measured + estimated
+	row.NoEnergyAcceleratorSeconds += noEnergy
+	if known {
+		row.CO2eKg += (measured + estimated) * intensity / 1000
+	} else {
+		row.NoIntensityKWh += measured + estimated
+	}
+}
+
 // Labels names a row's group values by key, for JSON.
 type Labels map[Key]string
 
@@ -306,15 +321,7 @@ func (s *summer) add(r *Record) error {
 			row.AcceleratorSeconds += int64(r.Accelerators) * secs
 			row.CPUSeconds += int64(r.CPUs) * secs
 			row.WallSeconds += secs
-			row.MeasuredKWh += measured
-			row.EstimatedKWh += estimated
-			row.EnergyKWh += measured + estimated
-			row.NoEnergyAcceleratorSeconds += noEnergy
-			if known {
-				row.CO2eKg += (measured + estimated) * intensity / 1000
-			} else {
-				row.NoIntensityKWh += measured + estimated
-			}
+			row.addEnergy(measured, estimated, noEnergy, intensity, known)
 		}
 	}
 	return nil
