@@ -483,7 +483,7 @@ type grantRow struct {
 	state ledger.State
 }
 
-func scanGrant(sc interface{ Scan(...any) error }) (grantRow, error) {
+func scanGrant(sc scanner) (grantRow, error) {
 	var g grantRow
 	var id, data string
 	st := &g.state
@@ -505,20 +505,11 @@ func (g *grantRow) account() store.GrantAccount {
 }
 
 func queryGrants(ctx context.Context, o on, where string, args ...any) ([]grantRow, error) {
-	rows, err := o.query(ctx, `SELECT `+grantCols+` FROM grants `+where, args...)
+	out, err := collect(ctx, o, scanGrant, `SELECT `+grantCols+` FROM grants `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read grants: %w", err)
 	}
-	defer rows.Close()
-	var out []grantRow
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // book is one transaction's ledger: the grant rows it read (locked), a

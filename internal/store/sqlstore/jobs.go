@@ -30,7 +30,7 @@ const (
 	jobFrom = ` FROM jobs LEFT JOIN waits ON waits.job = jobs.id`
 )
 
-func scanJob(sc interface{ Scan(...any) error }) (store.Job, error) {
+func scanJob(sc scanner) (store.Job, error) {
 	var (
 		j           store.Job
 		id          int64
@@ -154,20 +154,7 @@ func (s *Store) writeJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) err
 }
 
 func queryJobs(ctx context.Context, o on, query string, args ...any) ([]store.Job, error) {
-	rows, err := o.query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return collect(ctx, o, scanJob, query, args...)
 }
 
 // jobID is the number of a job ID; false when id names no job.

@@ -80,7 +80,7 @@ func (s *Store) Projects(ctx context.Context) ([]model.Project, error) {
 
 // --- nodes ---
 
-func scanNode(sc interface{ Scan(...any) error }) (store.Node, error) {
+func scanNode(sc scanner) (store.Node, error) {
 	var n store.Node
 	var data string
 	var rev, hb int64
@@ -133,20 +133,11 @@ func (s *Store) Node(ctx context.Context, name string) (store.Node, error) {
 
 // Nodes implements store.Store.
 func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
-	rows, err := s.reader().query(ctx, `SELECT data, rev, heartbeat FROM nodes ORDER BY name`)
+	out, err := collect(ctx, s.reader(), scanNode, `SELECT data, rev, heartbeat FROM nodes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
-	defer rows.Close()
-	var out []store.Node
-	for rows.Next() {
-		n, err := scanNode(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // UpdateNode implements store.Store.

@@ -181,3 +181,24 @@ func chunks(n, most int) []int {
 	}
 	return out
 }
+
+// scanner is a row to scan: *sql.Row or *sql.Rows.
+type scanner interface{ Scan(...any) error }
+
+// collect runs query and scans every row it gives with scan.
+func collect[T any](ctx context.Context, o on, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := o.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
