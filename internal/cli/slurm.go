@@ -319,7 +319,6 @@ func idLess(a, b string) bool {
 	return a < b
 }
 
-
 // whoami is the name of the token's user.
 func whoami(ctx context.Context, c *api.Client) (string, error) {
 	w, err := c.Whoami(ctx)
