@@ -146,8 +146,15 @@ func (f *fakeServer) endsOf(job string) int {
 // stop is called); its runs are stopped with it.
 func startAgent(t *testing.T, f *fakeServer, stateDir string) (a *Agent, stop func()) {
 	t.Helper()
+	return startAgentGrace(t, f, stateDir, 200*time.Millisecond)
+}
+
+// startAgentGrace is startAgent with the grace a stopped run gets before
+// SIGKILL.
+func startAgentGrace(t *testing.T, f *fakeServer, stateDir string, grace time.Duration) (a *Agent, stop func()) {
+	t.Helper()
 	a, err := New(Config{
-		Server: f.url, Token: "t", StateDir: stateDir, Grace: 200 * time.Millisecond, Address: "10.1.1.1", StopOnExit: true,
+		Server: f.url, Token: "t", StateDir: stateDir, Grace: grace, Address: "10.1.1.1", StopOnExit: true,
 		Node: model.Node{Name: "n1", CPUs: 4}, Devices: h100(t, 8),
 	})
 	if err != nil {
@@ -277,7 +284,9 @@ func TestARunWaitsForTheDevicesAStoppingRunHolds(t *testing.T) {
 	t.Parallel()
 	f := newFakeServer(t)
 	dir := t.TempDir()
-	startAgent(t, f, filepath.Join(dir, "state"))
+	// A grace long enough for the trap on a loaded machine: the run must
+	// end by itself, not by SIGKILL, for its file to tell the order.
+	startAgentGrace(t, f, filepath.Join(dir, "state"), 10*time.Second)
 	slow := job("1", 1, "trap 'sleep 0.1; echo > "+filepath.Join(dir, "stopped")+"; exit 0' TERM\necho up > "+filepath.Join(dir, "up")+"\nwhile true; do sleep 0.05; done\n", 8)
 	slow.Job.Task.WorkDir = dir
 	f.set(1, []api.Run{slow})
