@@ -46,6 +46,15 @@ func connect(t *testing.T, env *servertest.Env, node, addr string) *fakeAgent {
 	t.Cleanup(cancel)
 	a := &fakeAgent{env: env, node: node, c: env.Admin, orders: make(chan api.Orders, 64), cancel: cancel}
 	a.register(t, addr)
+	a.follow(t, ctx)
+	return a
+}
+
+// follow opens the node's orders stream, as its agent does after
+// registering (with any replica).
+func (a *fakeAgent) follow(t *testing.T, ctx context.Context) {
+	t.Helper()
+	env, node := a.env, a.node
 	req, _ := http.NewRequestWithContext(ctx, "GET", env.URL+api.Prefix+"/agents/"+node+"/orders", nil)
 	req.Header.Set("Authorization", "Bearer "+env.AdminToken)
 	resp, err := http.DefaultClient.Do(req)
@@ -70,7 +79,6 @@ func connect(t *testing.T, env *servertest.Env, node, addr string) *fakeAgent {
 			}
 		}
 	}()
-	return a
 }
 
 func (a *fakeAgent) register(t *testing.T, addr string) {
@@ -403,8 +411,10 @@ func TestSignalsReachTheNodesOfTheJob(t *testing.T) {
 func twoReplicas(t *testing.T) (first, second *servertest.Env) {
 	cfg := server.Config{NodeTimeout: time.Second, AgentHeartbeat: 50 * time.Millisecond}
 	url := "sqlite:" + t.TempDir() + "/usine.db"
-	return servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url}),
-		servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
+	cfg.Name = "first" // replicas in one process need names of their own for the lease
+	first = servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
+	cfg.Name = "second"
+	return first, servertest.Start(t, servertest.Options{Config: cfg, StoreURL: url})
 }
 
 // A signal asked of one replica reaches the agents connected to another:
@@ -433,11 +443,18 @@ func TestReplicasGiveARunOneStepKey(t *testing.T) {
 	t.Parallel()
 	first, second := twoReplicas(t)
 	drainAllBut(t, first, "node4")
+	a := connect(t, first, "node4", "")
+	defer a.heartbeat(t)()
 	j := submit(t, first, spec("default", 2))
 	var keys []string
 	for _, env := range []*servertest.Env{first, second} {
-		a := connect(t, &servertest.Env{URL: env.URL, AdminToken: first.AdminToken, Server: env.Server, Store: env.Store, Admin: first.Admin}, "node4", "")
-		o := a.waitOrders(t, "the run", func(o api.Orders) bool { _, ok := runOf(o, j.ID); return ok })
+		// The same agent's orders stream, from each replica in turn.
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &fakeAgent{env: &servertest.Env{URL: env.URL, AdminToken: first.AdminToken}, node: "node4", c: first.Admin,
+			orders: make(chan api.Orders, 64), cancel: cancel}
+		s.follow(t, ctx)
+		o := s.waitOrders(t, "the run", func(o api.Orders) bool { _, ok := runOf(o, j.ID); return ok })
+		cancel()
 		r, _ := runOf(o, j.ID)
 		keys = append(keys, r.StepKey)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/usine-project/usine/internal/accel"
 	"maps"
 	"net/http"
 	"slices"
@@ -845,30 +846,18 @@ func (s *Server) below(ctx context.Context, p, anc string) bool {
 	return false
 }
 
-// ratedWatts are the settings' rated powers, with the boards usine knows
-// for classes the settings leave out.
+// ratedWatts are the settings' rated powers, with those of the boards
+// usine knows (accel.Models, from vendors' datasheets) for classes the
+// settings leave out.
 func ratedWatts(a store.Accounting) map[string]float64 {
 	out := map[string]float64{}
-	for m, acc := range knownBoards() {
-		out[m] = float64(acc.Watts)
+	for _, acc := range accel.Models() {
+		if acc.Watts > 0 {
+			out[acc.Model] = float64(acc.Watts)
+		}
 	}
 	maps.Copy(out, a.RatedWatts)
 	return out
-}
-
-// knownBoards is a small table of rated board power, W, of common
-// accelerators (vendors' datasheets), used when the settings name none.
-func knownBoards() map[string]model.Accelerator {
-	return map[string]model.Accelerator{
-		"H100":   {Model: "H100", Watts: 700},
-		"H200":   {Model: "H200", Watts: 700},
-		"A100":   {Model: "A100", Watts: 400},
-		"B200":   {Model: "B200", Watts: 1000},
-		"GH200":  {Model: "GH200", Watts: 900},
-		"MI250X": {Model: "MI250X", Watts: 560},
-		"MI300X": {Model: "MI300X", Watts: 750},
-		"MI300A": {Model: "MI300A", Watts: 550},
-	}
 }
 
 // --- the scheduler loop's share ---
