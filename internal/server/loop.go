@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -125,7 +126,12 @@ func newLoop(s *Server) *Loop {
 	holder := s.cfg.Name
 	if holder == "" {
 		h, _ := os.Hostname()
-		holder = fmt.Sprintf("%s:%d", h, os.Getpid())
+		// The random part tells apart replicas that share a host name and
+		// a process ID (containers, where every server is PID 1; or servers
+		// in one process, as in tests): each must hold the lease alone.
+		var b [3]byte
+		_, _ = rand.Read(b[:]) // crypto/rand does not fail on Linux
+		holder = fmt.Sprintf("%s:%d:%x", h, os.Getpid(), b)
 	}
 	return &Loop{s: s, holder: holder, wake: make(chan struct{}, 1)}
 }

@@ -24,7 +24,7 @@ import (
 
 // Config is how a server runs.
 type Config struct {
-	// Name identifies this replica in the leader election; "" = host:pid.
+	// Name identifies this replica in the leader election; "" = host:pid:random.
 	Name string
 	// Policy is the scheduling policy (sched.Default() when zero).
 	Policy sched.Config
