@@ -125,6 +125,9 @@ type TokenRequest struct {
 	User    string `json:"user,omitempty"` // "" = yourself; others need admin
 	Name    string `json:"name,omitempty"`
 	Expires int64  `json:"expires,omitempty"` // Unix seconds; 0 = never
+	// Node makes a token for that node's agent alone (operators and
+	// admins only): it can act for the node and do nothing else.
+	Node string `json:"node,omitempty"`
 }
 
 // NewToken is the answer to POST /tokens: the secret, shown once.

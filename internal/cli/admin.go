@@ -604,23 +604,28 @@ func parseExpiry(v string) (time.Duration, error) {
 
 func newTokenCreateCmd(c *conn) *cobra.Command {
 	var (
-		user, name, expires string
-		out                 output
+		user, name, expires, node string
+		out                       output
 	)
 	cmd := &cobra.Command{
-		Use:   "create [--user U] [--name N] [--expires 30d]",
+		Use:   "create [--user U] [--name N] [--expires 30d] [--node NODE]",
 		Short: "Create an API token; its secret is printed once",
 		Long: `Create an API token for yourself, or (admins) for another user, who then
 exists. The secret is printed alone on standard output, once: store it at
-once (usine login saves it). Details go to standard error.`,
+once (usine login saves it). Details go to standard error.
+
+With --node (operators and admins), the token is that node's agent's
+alone: it registers the node, follows its orders and reports for it, and
+can do nothing else — give each node's agent its own (usine agent --token).`,
 		Example: `  usine token create --name laptop --expires 90d
-  usine token create --user alice --name "alice's first" > alice.token`,
+  usine token create --user alice --name "alice's first" > alice.token
+  usine token create --node gpu017 --name "gpu017 agent" > /etc/usine/agent.token`,
 		Args: usageArgs(cobra.NoArgs, "give the user with --user"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.check(); err != nil {
 				return err
 			}
-			req := api.TokenRequest{User: user, Name: name}
+			req := api.TokenRequest{User: user, Name: name, Node: node}
 			if expires != "" {
 				d, err := parseExpiry(expires)
 				if err != nil {
@@ -651,6 +656,7 @@ once (usine login saves it). Details go to standard error.`,
 	cmd.Flags().StringVar(&user, "user", "", "the token's user (default: you; others need admin)")
 	cmd.Flags().StringVar(&name, "name", "", "a name to recognise the token by")
 	cmd.Flags().StringVar(&expires, "expires", "", "lifetime: 30d, 2w, 1y, 12h, … (default: never)")
+	cmd.Flags().StringVar(&node, "node", "", "bind the token to this node's agent alone (operators and admins)")
 	out.register(cmd)
 	return cmd
 }

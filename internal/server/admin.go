@@ -414,7 +414,13 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if req.Expires != 0 && req.Expires <= s.now().Unix() {
 		return invalid("expires", "expires %d lies in the past", req.Expires)
 	}
-	t, secret, err := s.IssueToken(r.Context(), req.User, req.Name, req.Expires)
+	if err := checkName("node", req.Node, false); err != nil {
+		return err
+	}
+	if req.Node != "" && !p.global(store.RoleOperator, store.RoleAdmin) {
+		return forbidden("%s may not create a token for node %s's agent; only operators and admins may", p.User, req.Node)
+	}
+	t, secret, err := s.issue(r.Context(), store.Token{User: req.User, Name: req.Name, Expires: req.Expires, Node: req.Node})
 	if err != nil {
 		return err
 	}
@@ -424,10 +430,15 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 
 // IssueToken makes and stores a new token for user.
 func (s *Server) IssueToken(ctx context.Context, user, name string, expires int64) (store.Token, string, error) {
+	return s.issue(ctx, store.Token{User: user, Name: name, Expires: expires})
+}
+
+// issue gives t an ID, a secret and its creation time, and stores it.
+func (s *Server) issue(ctx context.Context, t store.Token) (store.Token, string, error) {
 	id, secret, hash := newSecret()
-	t := store.Token{ID: id, User: user, Name: name, Hash: hash, Created: s.now().Unix(), Expires: expires}
+	t.ID, t.Hash, t.Created = id, hash, s.now().Unix()
 	if err := s.store.PutToken(ctx, t); err != nil {
-		return t, "", fmt.Errorf("store token for %s: %w", user, err)
+		return t, "", fmt.Errorf("store token for %s: %w", t.User, err)
 	}
 	return t, secret, nil
 }

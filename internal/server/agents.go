@@ -540,8 +540,15 @@ func (h *agentHub) unsubscribe(node string, ch chan struct{}) {
 	h.connected.Dec()
 }
 
-// requireAgent lets agents (operator or admin tokens) through.
+// requireAgent lets the agent of the node in the path through: its own
+// node's token, or an operator's or admin's.
 func requireAgent(r *http.Request) error {
+	if p := who(r.Context()); p != nil && p.Node != "" {
+		if node := r.PathValue("node"); node != p.Node {
+			return forbidden("this token is node %s's agent's; it may not act for node %s", p.Node, node)
+		}
+		return nil
+	}
 	return requireGlobal(r, "act as a node agent", store.RoleOperator)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -460,6 +461,49 @@ func TestReplicasGiveARunOneStepKey(t *testing.T) {
 	}
 	if keys[0] == "" || keys[0] != keys[1] {
 		t.Errorf("step keys %q from two replicas; want one non-empty key", keys)
+	}
+}
+
+// A node's token is its agent's alone: it acts for that node and for no
+// other, and holds no role whatever its user's; only operators and admins
+// make one.
+func TestANodesTokenActsForItsNodeAlone(t *testing.T) {
+	t.Parallel()
+	env := agentEnv(t)
+	ctx := context.Background()
+	nt, err := env.Admin.CreateToken(ctx, api.TokenRequest{Name: "node4 agent", Node: "node4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nt.Node != "node4" {
+		t.Errorf("token %+v; want it bound to node4", nt.Token)
+	}
+	agent := env.Client(nt.Secret)
+	own := &fakeAgent{env: env, node: "node4", c: agent}
+	own.register(t, "") // allowed, or it fails the test
+	if err := agent.Do(ctx, "POST", api.Prefix+"/agents/node4/report", api.Report{}, nil); err != nil {
+		t.Errorf("report for its own node: %v", err)
+	}
+	j := submit(t, env, spec("default", 1))
+	for _, c := range []struct {
+		what, method, path string
+		body               any
+	}{
+		{"register another node", "POST", "/agents/node3/register", api.Registration{Node: model.Node{Name: "node3", Accelerators: 8, Model: "H100"}}},
+		{"report for another node", "POST", "/agents/node3/report", api.Report{}},
+		{"drain its own node", "POST", "/nodes/node4/drain", map[string]string{"reason": "mine"}},
+		{"cancel a job", "POST", "/jobs/" + j.ID + "/cancel", nil},
+		{"make a token for another node", "POST", "/tokens", api.TokenRequest{Node: "node3"}},
+	} {
+		err := agent.Do(ctx, c.method, api.Prefix+c.path, c.body, nil)
+		var e *api.Error
+		if !errors.As(err, &e) || (e.Status != http.StatusForbidden && e.Status != http.StatusNotFound) {
+			t.Errorf("a node's token may %s: %v; want 403 or 404", c.what, err)
+		}
+	}
+	member := env.User(t, "mo", store.Member{Project: "default", Role: store.RoleManager})
+	if _, err := member.CreateToken(ctx, api.TokenRequest{Node: "node4"}); !strings.Contains(fmt.Sprint(err), "only operators and admins") {
+		t.Errorf("a manager making a node's token: %v; want refused", err)
 	}
 }
 

@@ -39,6 +39,7 @@ func hashSecret(secret string) []byte {
 type principal struct {
 	User  string
 	Token string // token ID
+	Node  string // the node whose agent the token is alone; it holds no role
 	roles []store.Member
 	// ancestors of every project, for role inheritance: a role in a
 	// project holds in all its descendants.
@@ -150,15 +151,17 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	if t.Expires != 0 && s.now().Unix() >= t.Expires {
 		return nil, fail(http.StatusUnauthorized, api.CodeUnauthorized, "", "API token %s expired; create a new one", t.ID)
 	}
-	roles, err := s.store.Members(ctx, "", t.User)
-	if err != nil {
-		return nil, fmt.Errorf("look up roles of %s: %w", t.User, err)
+	var roles []store.Member
+	if t.Node == "" { // a node's token holds no role, whoever its user is
+		if roles, err = s.store.Members(ctx, "", t.User); err != nil {
+			return nil, fmt.Errorf("look up roles of %s: %w", t.User, err)
+		}
 	}
 	parents, err := s.parents(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := &principal{User: t.User, Token: t.ID, roles: roles, parents: parents}
+	p := &principal{User: t.User, Token: t.ID, Node: t.Node, roles: roles, parents: parents}
 	s.auth.put(string(hash), p, s.now())
 	return p, nil
 }

@@ -189,6 +189,9 @@ type Token struct {
 	Hash    []byte `json:"-"`
 	Created int64  `json:"created"`
 	Expires int64  `json:"expires,omitempty"` // 0 = never
+	// Node binds the token to one node's agent: it may register that
+	// node, follow its orders and report for it, and hold no role.
+	Node string `json:"node,omitempty"`
 }
 
 // Event is one thing that happened to a job.
