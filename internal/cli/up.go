@@ -23,7 +23,6 @@ import (
 	"github.com/usine-project/usine/internal/api"
 	"github.com/usine-project/usine/internal/launch"
 	"github.com/usine-project/usine/internal/model"
-	"github.com/usine-project/usine/internal/store"
 )
 
 // upState is what usine up remembers in its data directory, so that a
@@ -32,7 +31,7 @@ type upState struct {
 	Emulate string `json:"emulate,omitempty"`
 }
 
-// agentUser is the operator the agents of usine up act as.
+// agentUser is the user of the tokens the agents of usine up act with.
 const agentUser = "usine-agent"
 
 func newUpCmd() *cobra.Command {
@@ -125,12 +124,6 @@ func runUp(ctx context.Context, f *serverFlags, emulateSet bool, emulate string,
 			admin = strings.TrimSpace(string(b))
 		}
 	}
-	agentToken, err := upAgentToken(ctx, s.url, admin, filepath.Join(f.dataDir, "agent.token"))
-	if err != nil {
-		_ = stop()
-		return fmt.Errorf("up: %w", err)
-	}
-
 	log, _ := newLogger(stderr, f.logFormat)
 	var nodes []model.Node
 	var devs []accel.Device
@@ -170,6 +163,12 @@ func runUp(ctx context.Context, f *serverFlags, emulateSet bool, emulate string,
 	defer spares.Close()
 	agents := make([]*agent.Agent, 0, len(nodes))
 	for _, n := range nodes {
+		agentToken, err := upAgentToken(ctx, s.url, admin, filepath.Join(f.dataDir, "agents", n.Name+".token"), n.Name)
+		if err != nil {
+			l.Close()
+			_ = stop()
+			return fmt.Errorf("up: %w", err)
+		}
 		a, err := agent.New(agent.Config{
 			Server: s.url, Token: agentToken, Node: n, Devices: devs, Address: "127.0.0.1",
 			AgentURL: logBase + "/nodes/" + n.Name, StateDir: filepath.Join(f.dataDir, "agents", n.Name),
@@ -209,9 +208,9 @@ func runUp(ctx context.Context, f *serverFlags, emulateSet bool, emulate string,
 	return nil
 }
 
-// upAgentToken is the token the agents of usine up act with: an operator
-// of its own, made on the first start and kept in file.
-func upAgentToken(ctx context.Context, url, admin, file string) (string, error) {
+// upAgentToken is the token node's agent acts with: one bound to that
+// node alone, made on the first start and kept in file.
+func upAgentToken(ctx context.Context, url, admin, file, node string) (string, error) {
 	if b, err := os.ReadFile(file); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -219,16 +218,15 @@ func upAgentToken(ctx context.Context, url, admin, file string) (string, error) 
 		return "", fmt.Errorf("no agent token in %s and no admin token to make one: give the admin token in admin.token in the data directory", file)
 	}
 	c := &api.Client{BaseURL: url, Token: admin}
-	m := store.Member{Project: "", User: agentUser, Role: store.RoleOperator}
-	if err := c.Do(ctx, http.MethodPut, api.Prefix+"/projects/-/members/"+agentUser, m, nil); err != nil {
-		return "", fmt.Errorf("make the agents' operator: %w", err)
-	}
 	var tok api.NewToken
-	if err := c.Do(ctx, http.MethodPost, api.Prefix+"/tokens", api.TokenRequest{User: agentUser, Name: "usine up agents"}, &tok); err != nil {
-		return "", fmt.Errorf("make the agents' token: %w", err)
+	if err := c.Do(ctx, http.MethodPost, api.Prefix+"/tokens", api.TokenRequest{User: agentUser, Name: "usine up agent", Node: node}, &tok); err != nil {
+		return "", fmt.Errorf("make the token of node %s's agent: %w", node, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", fmt.Errorf("save the token of node %s's agent: %w", node, err)
 	}
 	if err := os.WriteFile(file, []byte(tok.Secret+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("save the agents' token: %w", err)
+		return "", fmt.Errorf("save the token of node %s's agent: %w", node, err)
 	}
 	return tok.Secret, nil
 }
