@@ -30,13 +30,6 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	parts, err := s.partitions(r.Context())
-	if err != nil {
-		return err
-	}
-	if err := s.checkCovered(jobs, p.parents, parts); err != nil {
-		return err
-	}
 	rec := auditOf(r)
 	rec.entry.Status = http.StatusCreated
 	out, err := s.store.SubmitJobs(r.Context(), jobs, rec.entry)
@@ -56,7 +49,9 @@ func isZeroSpec(s *api.JobSpec) bool {
 }
 
 // jobsFromSpecs checks specs and turns them into jobs to store, arrays
-// expanded. Errors name the offending field, prefixed by jobs[i] in a batch.
+// expanded, and refuses what no grant covers where the site says so
+// (checkCovered). Errors name the offending field, prefixed by jobs[i] in
+// a batch.
 func (s *Server) jobsFromSpecs(r *http.Request, p *principal, specs []api.JobSpec) ([]store.Job, error) {
 	parents, qos := p.parents, s.qosNames()
 	parts, err := s.partitions(r.Context())
@@ -100,7 +95,7 @@ func (s *Server) jobsFromSpecs(r *http.Request, p *principal, specs []api.JobSpe
 			jobs = append(jobs, e)
 		}
 	}
-	return jobs, nil
+	return jobs, s.checkCovered(jobs, parents, parts)
 }
 
 func (s *Server) qosNames() map[string]bool {
