@@ -377,9 +377,7 @@ func (l *Loop) estimate(ctx context.Context) error {
 		l.mu.Unlock()
 		return nil
 	}
-	snap := l.snapshot(true)
-	snap.Pending, snap.Running = slices.Clone(snap.Pending), slices.Clone(snap.Running)
-	snap.Finished, snap.Usage = maps.Clone(snap.Finished), maps.Clone(snap.Usage)
+	snap := l.detachedSnapshot()
 	if l.estimator == nil {
 		l.estimator = sched.NewPlanner(snap.Topology)
 	}
@@ -681,6 +679,15 @@ func (l *Loop) snapshot(full bool) *sched.Snapshot {
 	return s
 }
 
+// detachedSnapshot is a snapshot with estimates that owns its slices and
+// maps, for a pass that runs without the loop's lock. The caller holds it.
+func (l *Loop) detachedSnapshot() *sched.Snapshot {
+	snap := l.snapshot(true)
+	snap.Pending, snap.Running = slices.Clone(snap.Pending), slices.Clone(snap.Running)
+	snap.Finished, snap.Usage = maps.Clone(snap.Finished), maps.Clone(snap.Usage)
+	return snap
+}
+
 // plan runs one pass over the view and commits its decisions.
 func (l *Loop) plan(ctx context.Context) error {
 	snap := l.snapshot(false)
@@ -815,21 +822,25 @@ const estimateID = "~estimate"
 // full pass over the view with it added. It commits nothing.
 func (l *Loop) Estimate(ctx context.Context, job model.Job) (api.Estimate, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if err := l.sync(ctx, false); err != nil {
+		l.mu.Unlock()
 		return api.Estimate{}, err
 	}
 	if l.v.topo == nil {
+		l.mu.Unlock()
 		return api.Estimate{}, fail(503, api.CodeUnavailable, "", "the scheduler has no cluster yet: declare nodes first")
 	}
-	snap := l.snapshot(true)
+	snap, nodes := l.detachedSnapshot(), l.v.nodes
+	l.mu.Unlock()
+	// The pass runs off the lock, as estimate's: a dry run never holds
+	// up a start.
 	job.ID = estimateID
 	snap.Pending = append(snap.Pending, job)
 	d := sched.Plan(snap, l.s.now().Unix())
 	names := func(slots []sched.Slot) []string {
 		var out []string
 		for _, s := range slots {
-			out = append(out, l.v.nodes[s.Node].Name)
+			out = append(out, nodes[s.Node].Name)
 		}
 		return out
 	}
