@@ -461,7 +461,7 @@ func (a *Agent) reconcileLocked() {
 			if k.Job != s.Job || k.Epoch != s.Epoch || !r.running() || slices.Contains(r.rec.Signals, s.Seq) {
 				continue
 			}
-			if err := signal(r.proc, s.Signal); err != nil {
+			if err := a.signalRunLocked(k, r, s.Signal); err != nil {
 				a.log.Warn("agent: signal order", "run", k, "signal", s.Signal, "err", err)
 			} else {
 				a.log.Info("agent: signalled", "run", k, "signal", s.Signal)
@@ -526,6 +526,9 @@ func (a *Agent) launchLocked(o api.Run, devs []int) {
 	spec := a.spec(o, devs, now)
 	a.batchSpec(o, &spec) // sbatch's jobs: the script on rank 0 only (steps.go)
 	r.rec.StopSignal = spec.Task.Signal
+	if stepSignalled(&o.Job.Task) {
+		r.rec.StepSignal = o.Job.Task.Signal
+	}
 	if err := a.state.save(&r.rec); err != nil {
 		// Without the record the promise cannot be kept: do not launch.
 		a.log.Error("agent: cannot record the run; not launching it", "run", k, "err", err)
@@ -599,7 +602,8 @@ func (a *Agent) saveLocked(r *run) {
 }
 
 // stopLocked stops a run with its job's signal, then SIGKILL after the
-// grace period.
+// grace period. A batch job whose steps take its signal has them warned
+// first, and its script stopped a grace period later.
 func (a *Agent) stopLocked(r *run, why string) {
 	r.stopping = true
 	sig, err := launch.ParseSignal(cmp.Or(r.rec.StopSignal, "TERM"))
@@ -608,12 +612,40 @@ func (a *Agent) stopLocked(r *run, why string) {
 	}
 	k := r.rec.key()
 	a.log.Info("agent: stopping a run", "run", k, "why", why, "signal", launch.SignalName(sig))
-	p, grace := r.proc, a.cfg.Grace
+	p, grace, done := r.proc, a.cfg.Grace, r.done
+	warned := false
+	if stepSig, err := launch.ParseSignal(r.rec.StepSignal); r.rec.StepSignal != "" && err == nil && stepSig != syscall.SIGTERM {
+		warned = a.steps.signal(k.Job, k.Epoch, stepSig) > 0
+	}
 	go func() {
+		if warned {
+			select { // the steps' grace to checkpoint
+			case <-done:
+				return
+			case <-time.After(grace):
+			}
+		}
 		if _, err := p.Stop(context.Background(), sig, grace); err != nil {
 			a.log.Warn("agent: stop a run", "run", k, "err", err)
 		}
 	}()
+}
+
+// signalRunLocked carries out a signal order: to a batch job's steps'
+// tasks on this node (as scancel --signal does, sparing the script), to
+// the run's processes otherwise.
+func (a *Agent) signalRunLocked(k runKey, r *run, name string) error {
+	for i := range a.orders.Runs {
+		if o := &a.orders.Runs[i]; o.Job.ID == k.Job && o.Epoch == k.Epoch && o.Job.Task.BatchHost {
+			sig, err := launch.ParseSignal(name)
+			if err != nil {
+				return err
+			}
+			a.steps.signal(k.Job, k.Epoch, sig)
+			return nil
+		}
+	}
+	return signal(r.proc, name)
 }
 
 // StopAll stops every live run (its signal, then SIGKILL after the grace

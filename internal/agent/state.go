@@ -36,6 +36,9 @@ type record struct {
 	// StopSignal is the signal the job asked to be stopped with ("" =
 	// TERM), kept for runs adopted after a restart.
 	StopSignal string `json:"stop_signal,omitempty"`
+	// StepSignal is a batch job's signal for its steps' tasks (Slurm's
+	// --signal without B:): sent to them first when the run is stopped.
+	StepSignal string `json:"step_signal,omitempty"`
 
 	Ended    bool   `json:"ended,omitempty"`
 	ExitCode int    `json:"exit_code,omitempty"`

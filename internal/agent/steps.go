@@ -34,6 +34,7 @@ import (
 
 	"github.com/usine-project/usine/internal/api"
 	"github.com/usine-project/usine/internal/launch"
+	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/slurm"
 )
 
@@ -55,9 +56,54 @@ const holderScript = `trap '' HUP INT QUIT USR1 USR2 ALRM PWR WINCH URG XCPU; tr
 // server restart (which may bring new keys) does not lock srun out of a
 // running job. The zero value is ready.
 type stepKeys struct {
-	mu   sync.Mutex
-	keys map[string]string // "job/epoch" → key
-	seq  map[string]int    // "job/epoch" → the next step id this node assigns
+	mu    sync.Mutex
+	keys  map[string]string           // "job/epoch" → key
+	seq   map[string]int              // "job/epoch" → the next step id this node assigns
+	tasks map[string]map[int]struct{} // "job/epoch" → process groups of its step tasks here
+}
+
+// started notes a step task's process group; ended forgets it.
+func (s *stepKeys) started(job string, epoch int64, pgid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tasks == nil {
+		s.tasks = map[string]map[int]struct{}{}
+	}
+	k := stepRun(job, epoch)
+	if s.tasks[k] == nil {
+		s.tasks[k] = map[int]struct{}{}
+	}
+	s.tasks[k][pgid] = struct{}{}
+}
+
+func (s *stepKeys) ended(job string, epoch int64, pgid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := stepRun(job, epoch)
+	delete(s.tasks[k], pgid)
+	if len(s.tasks[k]) == 0 {
+		delete(s.tasks, k)
+	}
+}
+
+// signal sends sig to every step task of the job's run on this node and
+// says how many it reached.
+func (s *stepKeys) signal(job string, epoch int64, sig syscall.Signal) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for pgid := range s.tasks[stepRun(job, epoch)] {
+		if syscall.Kill(-pgid, sig) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// stepSignalled says whether a batch job's signal goes to its steps'
+// tasks rather than to its script (Slurm's --signal without B:).
+func stepSignalled(t *model.Task) bool {
+	return t.BatchHost && !t.SignalBatchOnly && t.Signal != ""
 }
 
 func stepRun(job string, epoch int64) string { return job + "/" + strconv.FormatInt(epoch, 10) }
@@ -100,6 +146,11 @@ func (a *Agent) batchSpec(o api.Run, s *launch.Spec) {
 	j := &o.Job
 	if !j.Task.BatchHost {
 		return
+	}
+	if stepSignalled(&j.Task) {
+		// The steps get the signal (serveStep, signalOrder); the
+		// script is stopped with TERM and warned of nothing.
+		s.Task.Signal, s.Task.SignalBefore = "", 0
 	}
 	if o.Rank > 0 {
 		s.Task.Script, s.Task.Args = "", nil
@@ -288,6 +339,15 @@ func (a *Agent) serveStep(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 		}
 	}()
+	// Slurm's --signal: the steps' tasks get the job's signal its
+	// SignalBefore seconds ahead of the time limit.
+	var warn syscall.Signal
+	var warnAt time.Time
+	if jt := &o.Job.Task; stepSignalled(jt) && jt.SignalBefore > 0 && o.Deadline > 0 {
+		if sig, err := launch.ParseSignal(jt.Signal); err == nil {
+			warn, warnAt = sig, time.Unix(o.Deadline-jt.SignalBefore, 0)
+		}
+	}
 	var wg sync.WaitGroup
 	for _, t := range req.Tasks {
 		env := map[string]string{}
@@ -308,15 +368,26 @@ func (a *Agent) serveStep(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			send(a.runTask(ctx, t.ProcID, req.Argv, dir, env, send))
+			send(a.runTask(ctx, stepTask{job: job, epoch: req.Epoch, procID: t.ProcID, warn: warn, warnAt: warnAt}, req.Argv, dir, env, send))
 		}()
 	}
 	wg.Wait()
 }
 
+// stepTask is which task of which run a process is, and the signal it is
+// warned with ahead of the time limit (none when warn is 0).
+type stepTask struct {
+	job    string
+	epoch  int64
+	procID int
+	warn   syscall.Signal
+	warnAt time.Time
+}
+
 // runTask runs one task to its end and returns the event that says how it
 // ended; its output goes out through send as it comes.
-func (a *Agent) runTask(ctx context.Context, procID int, argv []string, dir string, env map[string]string, send func(StepEvent)) StepEvent {
+func (a *Agent) runTask(ctx context.Context, st stepTask, argv []string, dir string, env map[string]string, send func(StepEvent)) StepEvent {
+	procID := st.procID
 	end := StepEvent{Task: procID, End: true, Exit: -1}
 	path := argv[0]
 	if !strings.Contains(path, "/") {
@@ -338,6 +409,13 @@ func (a *Agent) runTask(ctx context.Context, procID int, argv []string, dir stri
 	if err := cmd.Start(); err != nil {
 		end.Error, end.Exit = fmt.Sprintf("start %s: %v", argv[0], err), 127
 		return end
+	}
+	pgid := cmd.Process.Pid
+	a.steps.started(st.job, st.epoch, pgid)
+	defer a.steps.ended(st.job, st.epoch, pgid)
+	if d := time.Until(st.warnAt); st.warn != 0 && d > 0 {
+		t := time.AfterFunc(d, func() { _ = syscall.Kill(-pgid, st.warn) })
+		defer t.Stop()
 	}
 	waited := make(chan struct{})
 	go func() {

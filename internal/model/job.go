@@ -109,4 +109,9 @@ type Task struct {
 	// for the job's srun steps, and the job ends when the script ends.
 	// sbatch sets it; without it every node runs the script.
 	BatchHost bool `json:"batch_host,omitempty"`
+	// SignalBatchOnly sends a batch job's Signal to its script alone
+	// (sbatch --signal=B:…). Without it the signal goes, as Slurm sends
+	// it, to the tasks of the job's steps (srun) and not to the script,
+	// which a signal it does not trap would kill.
+	SignalBatchOnly bool `json:"signal_batch_only,omitempty"`
 }

@@ -28,6 +28,7 @@ var corpusShapes = map[string]string{
 	"nanogpt_cmdline_overrides.sbatch":     "gang 1x8 model=H100 cpus=96 limit=00:10:00 tasks=8 args=2 name=nanogpt warnings=0",
 	"nightly_singleton_begin.sbatch":       "packed 0 cpus=1 mem=16G limit=00:20:00 begin=+3600s singleton tasks=1 name=nightly-eval warnings=0",
 	"snellius_single_gpu.sbatch":           "packed 1 cpus=16 limit=01:00:00 partition=gpu_h100 name=notebook-export warnings=0",
+	"snellius_signal_steps.sbatch":         "gang 2x1 cpus=1 limit=00:01:00 signal=USR1@57 tasks=2 partition=gpu_h100 name=ckpt-steps warnings=0",
 	"array_stepped_indices.sbatch":         "packed 1 limit=00:20:00 array=3%0 project=snic-ai partition=gpu_h100 name=ckpt-eval warnings=0",
 	"chdir_and_error_file.sbatch":          "packed 0 cpus=4 limit=00:05:00 tasks=2 project=default partition=genoa name=chdir warnings=0",
 	"dgx_jax_multiprocess.sbatch":          "gang 2x8 cpus=96 limit=03:00:00 tasks=16 project=snic-ai partition=dgx name=jax-fsdp warnings=0",

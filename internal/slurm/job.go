@@ -215,15 +215,16 @@ func (r *Request) Job() (model.Job, model.Task, error) {
 	}
 
 	task := model.Task{
-		Script:       string(r.Script),
-		Args:         append([]string(nil), r.ScriptArgs...),
-		WorkDir:      r.SubmitDir,
-		Env:          r.taskEnv(sh),
-		Stdout:       r.Output,
-		Stderr:       r.Error,
-		Signal:       r.Signal,
-		SignalBefore: r.SignalBefore,
-		Requeue:      r.Requeue,
+		Script:          string(r.Script),
+		Args:            append([]string(nil), r.ScriptArgs...),
+		WorkDir:         r.SubmitDir,
+		Env:             r.taskEnv(sh),
+		Stdout:          r.Output,
+		Stderr:          r.Error,
+		Signal:          r.Signal,
+		SignalBefore:    r.SignalBefore,
+		SignalBatchOnly: r.SignalBatchOnly,
+		Requeue:         r.Requeue,
 	}
 	if r.WorkDir != "" {
 		task.WorkDir = r.WorkDir

@@ -124,7 +124,10 @@ func TestJobTask(t *testing.T) {
 			t.Env = map[string]string{"CFG": "a.yaml", "LR": "0.1", "SLURM_SUBMIT_DIR": "/home/ada/proj", "SLURM_SUBMIT_HOST": "login1"}
 		})},
 		{"export ALL with a value", []string{"--export=ALL,CFG=b.yaml"}, with(func(t *model.Task) { t.Env["CFG"] = "b.yaml" })},
-		{"signal and requeue", []string{"--signal=B:USR1@90", "--requeue"}, with(func(t *model.Task) { t.Signal, t.SignalBefore, t.Requeue = "USR1", 90, true })},
+		{"signal and requeue", []string{"--signal=B:USR1@90", "--requeue"}, with(func(t *model.Task) {
+			t.Signal, t.SignalBefore, t.SignalBatchOnly, t.Requeue = "USR1", 90, true, true
+		})},
+		{"a signal for the steps", []string{"--signal=USR1@90"}, with(func(t *model.Task) { t.Signal, t.SignalBefore = "USR1", 90 })},
 		{"the script's arguments", []string{"train.sh", "--epochs", "3"}, with(func(t *model.Task) { t.Args = []string{"--epochs", "3"} })},
 		{"the options' Slurm variables", []string{"-N", "2", "--ntasks-per-node=4", "-c", "8", "--gpus-per-node=4", "--mem-per-cpu=2G"}, with(func(t *model.Task) {
 			for k, v := range map[string]string{"SLURM_NTASKS": "8", "SLURM_NTASKS_PER_NODE": "4", "SLURM_CPUS_PER_TASK": "8", "SLURM_GPUS_PER_NODE": "4", "SLURM_MEM_PER_CPU": "2048"} {
