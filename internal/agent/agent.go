@@ -618,11 +618,12 @@ func (a *Agent) stopLocked(r *run, why string) {
 		warned = a.steps.signal(k.Job, k.Epoch, stepSig) > 0
 	}
 	go func() {
-		if warned {
-			select { // the steps' grace to checkpoint
+		// The warned steps' grace to checkpoint, or until they are done.
+		for deadline := time.Now().Add(grace); warned && a.steps.running(k.Job, k.Epoch) > 0 && time.Now().Before(deadline); {
+			select {
 			case <-done:
 				return
-			case <-time.After(grace):
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
 		if _, err := p.Stop(context.Background(), sig, grace); err != nil {

@@ -86,6 +86,13 @@ func (s *stepKeys) ended(job string, epoch int64, pgid int) {
 	}
 }
 
+// running counts the step tasks of the job's run on this node.
+func (s *stepKeys) running(job string, epoch int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.tasks[stepRun(job, epoch)])
+}
+
 // signal sends sig to every step task of the job's run on this node and
 // says how many it reached.
 func (s *stepKeys) signal(job string, epoch int64, sig syscall.Signal) int {

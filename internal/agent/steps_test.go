@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usine-project/usine/internal/api"
+)
+
+// A batch job's steps take its signal when the run is stopped (Slurm's
+// --signal without B:): the step's task gets USR1 and may checkpoint for a
+// grace period before the script is stopped with TERM; the script itself
+// never sees USR1.
+func TestAStoppedBatchJobWarnsItsStepsFirst(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	a, _ := startAgentGrace(t, f, filepath.Join(dir, "state"), 5*time.Second)
+	scriptSaw := filepath.Join(dir, "script-saw")
+	r := job("7", 1, "trap 'echo USR1 >> "+scriptSaw+"' USR1\ntrap 'echo TERM >> "+scriptSaw+"; exit 0' TERM\nwhile :; do sleep 0.05; done\n", 1)
+	r.Job.Task.WorkDir, r.Job.Task.BatchHost, r.Job.Task.Signal, r.StepKey = dir, true, "USR1", "key-7"
+	f.set(1, []api.Run{r})
+	waitFor(t, "the run to start", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		rn := a.runs[runKey{"7", 1, 0}]
+		return rn != nil && rn.running()
+	})
+	hs := httptest.NewServer(a.Handler())
+	defer hs.Close()
+
+	var mu sync.Mutex
+	var out strings.Builder
+	ready := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		req := StepRequest{Epoch: 1, Argv: []string{"/bin/sh", "-c", "trap 'echo warned; exit 0' USR1; echo ready; while :; do sleep 0.05; done"},
+			Tasks: []StepTask{{ProcID: 0, Env: map[string]string{"PATH": os.Getenv("PATH")}}}}
+		done <- PostStep(context.Background(), http.DefaultClient, hs.URL, "7", "key-7", req, func(ev StepEvent) {
+			mu.Lock()
+			out.Write(ev.Out)
+			if strings.Contains(out.String(), "ready") {
+				once.Do(func() { close(ready) })
+			}
+			mu.Unlock()
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("the step ended before it was ready: %v", err)
+	case <-time.After(wait):
+		t.Fatal("the step's task did not start")
+	}
+	f.set(2, nil) // the server no longer wants the run: preempted, cancelled
+	if err := <-done; err != nil {
+		t.Fatalf("step: %v", err)
+	}
+	mu.Lock()
+	got := out.String()
+	mu.Unlock()
+	if !strings.Contains(got, "warned") {
+		t.Errorf("the step's task printed %q; want it warned by USR1", got)
+	}
+	f.waitEnd("7", 0)
+	if saw := waitFile(t, scriptSaw); saw != "TERM\n" {
+		t.Errorf("the script saw %q; want TERM alone, after its steps were warned", saw)
+	}
+}
+
+// waitFor waits for cond, failing the test after the deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, wait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
