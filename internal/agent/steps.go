@@ -251,6 +251,19 @@ type StepEvent struct {
 	Error  string `json:"error,omitempty"` // it could not start: why
 }
 
+// taskDevices are the devices of one task when the job asks for
+// accelerators per task (--gpus-per-task=N): the node's N×LOCALID-th on,
+// as Slurm binds them. Nil when it does not, or the node has too few:
+// the task then sees all the job's devices on the node.
+func taskDevices(devs []int, env map[string]string) []int {
+	n, err1 := strconv.Atoi(env["SLURM_GPUS_PER_TASK"])
+	local, err2 := strconv.Atoi(env["SLURM_LOCALID"])
+	if err1 != nil || err2 != nil || n <= 0 || local < 0 || (local+1)*n > len(devs) {
+		return nil
+	}
+	return devs[local*n : (local+1)*n]
+}
+
 // nodeVars are the variables whose values only the node's agent knows;
 // they replace what srun sends (visibility adds the others).
 var nodeVars = []string{"USINE_ACCELERATORS", "USINE_ACCELERATOR_INDEXES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE",
@@ -361,8 +374,13 @@ func (a *Agent) serveStep(w http.ResponseWriter, r *http.Request) {
 		for k, v := range t.Env {
 			env[k] = v
 		}
+		taskEnv := nodeEnv
+		if own := taskDevices(devs, env); own != nil {
+			taskEnv = a.visibility(own)
+			taskEnv["SLURM_JOB_GPUS"] = nodeEnv["SLURM_JOB_GPUS"] // the job's, on this node
+		}
 		for _, k := range nodeVars {
-			if v, ok := nodeEnv[k]; ok {
+			if v, ok := taskEnv[k]; ok {
 				env[k] = v
 			} else {
 				delete(env, k)

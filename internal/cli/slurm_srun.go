@@ -31,7 +31,7 @@ var srunIgnored = map[string]string{
 	"accel-bind": "each task sees the accelerators of its node's share of the job", "network": "usine does not configure the network per step",
 	"cpu-freq": "usine does not set CPU frequencies", "gpu-freq": "usine does not set accelerator frequencies",
 	"gres": "a step uses the job's accelerators", "gpus": "a step uses the job's accelerators", "gpus-per-node": "a step uses the job's accelerators",
-	"gpus-per-task": "a step uses the job's accelerators", "mem": "a step uses the job's memory", "mem-per-cpu": "a step uses the job's memory",
+	"mem": "a step uses the job's memory", "mem-per-cpu": "a step uses the job's memory",
 	"mem-per-gpu": "a step uses the job's memory", "cpus-per-gpu": "a step uses the job's CPUs", "time": "a step lives as long as the job",
 	"job-name": "a step has no name of its own", "output": "task output goes to srun's standard output", "error": "task errors go to srun's standard error",
 	"input": "tasks read no standard input", "partition": "a step runs in its job's allocation", "account": "a step runs in its job's allocation",
@@ -56,6 +56,7 @@ func runSrun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ntasks := fs.IntP("ntasks", "n", 0, "tasks of the step")
 	perNode := fs.Int("ntasks-per-node", 0, "tasks on each node")
 	cpt := fs.IntP("cpus-per-task", "c", 0, "CPUs of each task")
+	gpt := fs.Int("gpus-per-task", 0, "accelerators of each task, of its node's share of the job: the LOCALID-th N")
 	label := fs.BoolP("label", "l", false, "prefix each line with its task's rank")
 	chdir := fs.StringP("chdir", "D", "", "the tasks' working directory")
 	export := fs.String("export", "ALL", "variables passed to the tasks")
@@ -269,6 +270,9 @@ func runSrun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				} else {
 					delete(e, k)
 				}
+			}
+			if *gpt > 0 { // the agent binds each task to its own (agent.taskDevices)
+				e["SLURM_GPUS_PER_TASK"] = strconv.Itoa(*gpt)
 			}
 			rank, lr := strconv.Itoa(procID), strconv.Itoa(local)
 			e["RANK"], e["LOCAL_RANK"], e["WORLD_SIZE"], e["LOCAL_WORLD_SIZE"] = rank, lr, strconv.Itoa(n), strconv.Itoa(layout[i])
