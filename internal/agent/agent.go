@@ -107,7 +107,8 @@ type Agent struct {
 	power    *power // nil: no accelerators
 	powerOn  bool   // power readings are worth taking (probePower)
 	exits    sync.WaitGroup
-	steps    stepKeys // srun's steps in batch jobs (steps.go)
+	steps    stepKeys      // srun's steps in batch jobs (steps.go)
+	stepEnds []api.StepEnd // steps ended here, for the next report
 }
 
 // run is one rank the agent launched (or refused to launch).
@@ -731,7 +732,7 @@ func (a *Agent) reportLoop(ctx context.Context) {
 // report sends one report and marks the ends it carried as acknowledged.
 func (a *Agent) report(ctx context.Context) error {
 	a.mu.Lock()
-	rep := api.Report{Running: a.runningLocked(), Health: a.health, Watts: a.wattsLocked()}
+	rep := api.Report{Running: a.runningLocked(), Health: a.health, Watts: a.wattsLocked(), Steps: slices.Clone(a.stepEnds)}
 	var sent []*run
 	for _, r := range a.runs {
 		if r.rec.Ended && !r.rec.Reported {
@@ -754,6 +755,7 @@ func (a *Agent) report(ctx context.Context) error {
 		r.rec.Reported = true
 		a.saveLocked(r)
 	}
+	a.stepEnds = a.stepEnds[len(rep.Steps):] // those that came meanwhile stay
 	return nil
 }
 

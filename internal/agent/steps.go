@@ -14,6 +14,7 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -368,7 +369,10 @@ func (a *Agent) serveStep(w http.ResponseWriter, r *http.Request) {
 			warn, warnAt = sig, time.Unix(o.Deadline-jt.SignalBefore, 0)
 		}
 	}
+	began := time.Now()
 	var wg sync.WaitGroup
+	var emu sync.Mutex
+	worst := api.StepEnd{Job: job, Epoch: req.Epoch, Step: step, Name: filepath.Base(req.Argv[0]), Tasks: len(req.Tasks)}
 	for _, t := range req.Tasks {
 		env := map[string]string{}
 		for k, v := range t.Env {
@@ -393,11 +397,30 @@ func (a *Agent) serveStep(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			send(a.runTask(ctx, stepTask{job: job, epoch: req.Epoch, procID: t.ProcID, warn: warn, warnAt: warnAt}, req.Argv, dir, env, send))
+			end := a.runTask(ctx, stepTask{job: job, epoch: req.Epoch, procID: t.ProcID, warn: warn, warnAt: warnAt}, req.Argv, dir, env, send)
+			emu.Lock()
+			if end.Exit > worst.ExitCode || (end.Signal != "" && worst.Signal == "") {
+				worst.ExitCode, worst.Signal = max(end.Exit, worst.ExitCode), cmp.Or(worst.Signal, end.Signal)
+			}
+			emu.Unlock()
+			send(end)
 		}()
 	}
 	wg.Wait()
+	if step != "" { // sacct's step line, by the next report
+		worst.Start, worst.End = began.Unix(), time.Now().Unix()
+		a.mu.Lock()
+		a.stepEnds = append(a.stepEnds, worst)
+		if n := len(a.stepEnds); n > maxStepEnds { // the server has been away long
+			a.stepEnds = slices.Delete(a.stepEnds, 0, n-maxStepEnds)
+		}
+		a.kickLocked()
+		a.mu.Unlock()
+	}
 }
+
+// maxStepEnds is how many step ends an agent keeps for reports.
+const maxStepEnds = 1000
 
 // stepTask is which task of which run a process is, and the signal it is
 // warned with ahead of the time limit (none when warn is 0).

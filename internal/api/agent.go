@@ -116,4 +116,19 @@ type Report struct {
 	// Watts is the measured power draw of the node's accelerators, when the
 	// agent can read it.
 	Watts []float64 `json:"watts,omitempty"`
+	// Steps are srun steps whose tasks on this node ended.
+	Steps []StepEnd `json:"steps,omitempty"`
+}
+
+// StepEnd is how the tasks of one srun step ended on one node.
+type StepEnd struct {
+	Job      string `json:"job"`
+	Epoch    int64  `json:"epoch"`
+	Step     string `json:"step"`
+	Name     string `json:"name"` // the command
+	Start    int64  `json:"start"`
+	End      int64  `json:"end"`
+	ExitCode int    `json:"exit_code"` // the worst of its tasks here
+	Signal   string `json:"signal,omitempty"`
+	Tasks    int    `json:"tasks"`
 }

@@ -266,6 +266,17 @@ func jobInfo(j *store.Job) slurm.JobInfo {
 		}
 		ji.Steps = []slurm.StepInfo{st}
 	}
+	for _, s := range j.Steps { // srun's steps of this run, as their nodes reported them
+		if s.Epoch != j.Epoch {
+			continue
+		}
+		state := model.JobCompleted
+		if s.ExitCode != 0 || s.Signal != "" {
+			state = model.JobFailed
+		}
+		ji.Steps = append(ji.Steps, slurm.StepInfo{ID: s.ID, Name: s.Name, State: state, Start: time.Unix(s.Start, 0),
+			End: time.Unix(s.End, 0), ExitCode: max(s.ExitCode, 0), Signal: slurm.SignalNumber(s.Signal), CPUs: s.Tasks, Nodes: s.Nodes})
+	}
 	return ji
 }
 

@@ -761,6 +761,14 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
 	if err := checkText("health", rep.Health, 1024); err != nil {
 		return err
 	}
+	for i, st := range rep.Steps {
+		if err := checkName(fmt.Sprintf("steps[%d].step", i), st.Step, true); err != nil {
+			return err
+		}
+		if err := checkText(fmt.Sprintf("steps[%d].name", i), st.Name, maxNameLen); err != nil {
+			return err
+		}
+	}
 	for i, rs := range rep.Ended {
 		// JSON has no NaN or infinity; a negative energy is an agent's bug.
 		if rs.EnergyJ < 0 {
@@ -785,6 +793,11 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		ended = ended || ok
+	}
+	for _, st := range rep.Steps {
+		if err := s.endStep(ctx, node, st); err != nil {
+			return err
+		}
 	}
 	if ended {
 		s.loop.Wake()
@@ -839,6 +852,40 @@ func (s *Server) nodeHealth(ctx context.Context, n store.Node, health string) er
 // that settles it: at once as failed (or timed out) when the rank failed,
 // completed when every rank exited 0. A report for another epoch, another
 // node or a job that already ended changes nothing (fencing); ok says
+// endStep merges what node says of one srun step into its job: the
+// earliest start, the latest end, the worst exit, the nodes. A step of a
+// run that is not the job's current one on this node is ignored.
+func (s *Server) endStep(ctx context.Context, node string, st api.StepEnd) error {
+	_, err := s.store.UpdateJob(ctx, st.Job, func(j *store.Job) error {
+		if j.Epoch != st.Epoch || !slices.ContainsFunc(j.Alloc, func(a store.Alloc) bool { return a.Node == node }) {
+			return errStale
+		}
+		k := slices.IndexFunc(j.Steps, func(x store.Step) bool { return x.ID == st.Step && x.Epoch == st.Epoch })
+		if k < 0 {
+			j.Steps = append(j.Steps, store.Step{ID: st.Step, Epoch: st.Epoch, Name: st.Name, Start: st.Start, End: st.End, ExitCode: st.ExitCode, Signal: st.Signal})
+			if n := len(j.Steps); n > store.MaxSteps {
+				j.Steps = slices.Delete(j.Steps, 0, n-store.MaxSteps)
+			}
+			k = len(j.Steps) - 1
+		}
+		x := &j.Steps[k]
+		if slices.Contains(x.Nodes, node) {
+			return errStale // a report sent again
+		}
+		x.Nodes = append(x.Nodes, node)
+		x.Tasks += st.Tasks
+		x.Start, x.End = min(x.Start, st.Start), max(x.End, st.End)
+		if st.ExitCode > x.ExitCode || (st.Signal != "" && x.Signal == "") {
+			x.ExitCode, x.Signal = max(st.ExitCode, x.ExitCode), cmp.Or(x.Signal, st.Signal)
+		}
+		return nil
+	})
+	if errors.Is(err, errStale) || isNotFound(err) {
+		return nil
+	}
+	return err
+}
+
 // whether the job ended.
 func (s *Server) endRank(ctx context.Context, node string, rs api.RunState) (bool, error) {
 	if rs.Job == "" {

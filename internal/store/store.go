@@ -54,6 +54,9 @@ type Job struct {
 	// Signals asked for the current run (usine cancel --signal). They are
 	// part of the job so that every replica's agents hear of them.
 	Signals []SignalRequest `json:"signals,omitempty"`
+	// Steps are the srun steps of the current run that ended, as their
+	// nodes' agents reported them (sacct shows them under the job).
+	Steps []Step `json:"steps,omitempty"`
 	Rev     int64           `json:"rev"` // store revision of the last change
 }
 
@@ -65,6 +68,23 @@ type SignalRequest struct {
 	Signal string `json:"signal"`
 	Time   int64  `json:"time"` // Unix seconds; orders are repeated for a while after
 }
+
+// Step is one srun step of a run of a batch job, merged from what each of
+// its nodes reported: the earliest start, the latest end, the worst exit.
+type Step struct {
+	ID       string   `json:"id"`
+	Epoch    int64    `json:"epoch"`
+	Name     string   `json:"name"`
+	Start    int64    `json:"start"` // Unix seconds
+	End      int64    `json:"end"`
+	ExitCode int      `json:"exit_code"`
+	Signal   string   `json:"signal,omitempty"`
+	Nodes    []string `json:"nodes"`
+	Tasks    int      `json:"tasks"`
+}
+
+// MaxSteps is how many steps a job keeps (the last ones).
+const MaxSteps = 64
 
 // MaxSignals is how many signal requests a job keeps.
 const MaxSignals = 16

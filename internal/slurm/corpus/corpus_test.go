@@ -195,6 +195,7 @@ type expect struct {
 	pending  regexp.Regexp // waits with this squeue reason, then scancel
 	cancel   bool
 	env      []string // NAME=VALUE added to sbatch's environment
+	saccts   []*regexp.Regexp // lines sacct -j prints for the jobs (steps arrive with their nodes' reports)
 }
 
 func readExpect(t *testing.T, path string) expect {
@@ -252,6 +253,8 @@ func readExpect(t *testing.T, path string) expect {
 			e.pending, e.cancel = *regexp.MustCompile("(?m)" + rest), true
 		case "env":
 			e.env = append(e.env, rest)
+		case "sacct":
+			e.saccts = append(e.saccts, regexp.MustCompile("(?m)"+rest))
 		default:
 			t.Fatalf("%s:%d: unknown word %q", path, n+1, word)
 		}
@@ -544,6 +547,18 @@ func check(t *testing.T, s *script, byID map[string]store.Job, all []store.Job, 
 		t.Errorf("%d shim lines; want %d:\n%s", len(lines), s.exp.shims, text)
 	}
 	checkShims(t, lines, jobs, s.exp.tasks)
+	for _, re := range s.exp.saccts {
+		var got string
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			got = slurmCmd(s, "sacct", "-j", strings.Join(s.ids, ","), "-o", "JobID,JobName,State,ExitCode,NodeList")
+			if re.MatchString(got) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if !re.MatchString(got) {
+			t.Errorf("no sacct line matches %q:\n%s", re, got)
+		}
+	}
 	if t.Failed() {
 		t.Logf("sbatch said:\n%s\nsacct says:\n%s", s.sbatchOut, slurmCmd(s, "sacct", "-j", strings.Join(s.ids, ","), "-o", "JobID,JobName,State,ExitCode,NodeList,Reason"))
 	}
