@@ -57,7 +57,7 @@ type Job struct {
 	// Steps are the srun steps of the current run that ended, as their
 	// nodes' agents reported them (sacct shows them under the job).
 	Steps []Step `json:"steps,omitempty"`
-	Rev     int64           `json:"rev"` // store revision of the last change
+	Rev   int64  `json:"rev"` // store revision of the last change
 }
 
 // SignalRequest is a signal asked for one run of a job. Agents carry out

@@ -194,7 +194,7 @@ type expect struct {
 	hold     bool          // submitted held: released by scontrol release
 	pending  regexp.Regexp // waits with this squeue reason, then scancel
 	cancel   bool
-	env      []string // NAME=VALUE added to sbatch's environment
+	env      []string         // NAME=VALUE added to sbatch's environment
 	saccts   []*regexp.Regexp // lines sacct -j prints for the jobs (steps arrive with their nodes' reports)
 }
 
