@@ -116,8 +116,10 @@ func TestExitCodesAndFailingRanks(t *testing.T) {
 		{"a script that exits 3", "exit 3\n", 1, model.JobFailed, 3, ""},
 		{"a script that kills itself", "kill -USR2 $$\nsleep 5\n", 1, model.JobFailed, -1, "USR2"},
 		{"a command that does not exist", "no-such-command-anywhere\n", 1, model.JobFailed, 127, ""},
+		// Rank 1 fails once rank 0 has its trap set (the ranks share the
+		// working directory): a TERM before the trap would end it silently.
 		{"one rank of a gang fails, the other is stopped",
-			"if [ $NODE_RANK = 1 ]; then exit 5; fi\ntrap 'echo stopped > stopped; exit 0' TERM\nwhile true; do sleep 0.05; done\n", 2, model.JobFailed, 5, ""},
+			"if [ $NODE_RANK = 1 ]; then while [ ! -e ready ]; do sleep 0.02; done; exit 5; fi\ntrap 'echo stopped > stopped; exit 0' TERM\necho > ready\nwhile true; do sleep 0.05; done\n", 2, model.JobFailed, 5, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := f.job(tc.script)
