@@ -262,5 +262,9 @@ func upBanner(w io.Writer, url, admin, tokenFile, dataDir string, nodes []model.
 	}
 	fmt.Fprintf(w, "  usine submit --array 0-7%s -- sh -c 'echo element $USINE_ARRAY_INDEX; sleep 2'\n", gpus)
 	fmt.Fprintln(w, "  usine queue; usine nodes; usine logs -f JOB")
+	if exe, err := os.Executable(); err == nil && strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		// Started with go run: there may be no usine on the PATH yet.
+		fmt.Fprintln(w, "  (usine is this program: go install ./cmd/usine puts it on your PATH, or use go run ./cmd/usine)")
+	}
 	fmt.Fprintln(w, "\nCtrl-C stops the factory; usine up again resumes it.")
 }
