@@ -20,16 +20,22 @@ func requireGlobal(r *http.Request, what string, roles ...store.Role) error {
 	return forbidden("%s may not %s: it needs the %s role", p.User, what, roles[0])
 }
 
-// nameInPath checks the {name} path value against what the body says.
-func nameInPath(r *http.Request, body string) (string, error) {
-	name := r.PathValue("name")
-	if err := checkName("name", name, true); err != nil {
-		return "", err
+// decodeNamed reads the body of a named object into v and settles its
+// name, at *name, with the {name} path value: the path names it, and a
+// body that names it must name it the same.
+func decodeNamed(r *http.Request, v any, name *string) error {
+	if err := decode(r, v); err != nil {
+		return err
 	}
-	if body != "" && body != name {
-		return "", invalid("name", "the body names %q but the path %q; they must agree", body, name)
+	path := r.PathValue("name")
+	if err := checkName("name", path, true); err != nil {
+		return err
 	}
-	return name, nil
+	if *name != "" && *name != path {
+		return invalid("name", "the body names %q but the path %q; they must agree", *name, path)
+	}
+	*name = path
+	return nil
 }
 
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request) error {
@@ -43,19 +49,14 @@ func (s *Server) putSite(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var v model.Site
-	if err := decode(r, &v); err != nil {
+	if err := decodeNamed(r, &v, &v.Name); err != nil {
 		return err
 	}
-	name, err := nameInPath(r, v.Name)
-	if err != nil {
-		return err
-	}
-	v.Name = name
 	if err := checkName("country", v.Country, false); err != nil {
 		return err
 	}
 	if err := s.store.PutSite(r.Context(), v); err != nil {
-		return fmt.Errorf("put site %s: %w", name, err)
+		return fmt.Errorf("put site %s: %w", v.Name, err)
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
@@ -72,21 +73,16 @@ func (s *Server) putPartition(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var v model.Partition
-	if err := decode(r, &v); err != nil {
+	if err := decodeNamed(r, &v, &v.Name); err != nil {
 		return err
 	}
-	name, err := nameInPath(r, v.Name)
-	if err != nil {
-		return err
-	}
-	v.Name = name
 	for _, c := range []struct{ f, v string }{{"site", v.Site}, {"model", v.Model}} {
 		if err := checkName(c.f, c.v, true); err != nil {
 			return err
 		}
 	}
 	if err := s.store.PutPartition(r.Context(), v); err != nil {
-		return fmt.Errorf("put partition %s: %w", name, err)
+		return fmt.Errorf("put partition %s: %w", v.Name, err)
 	}
 	s.loop.NodesChanged()
 	writeJSON(w, http.StatusOK, v)
@@ -137,14 +133,9 @@ func (s *Server) putNode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var v model.Node
-	if err := decode(r, &v); err != nil {
+	if err := decodeNamed(r, &v, &v.Name); err != nil {
 		return err
 	}
-	name, err := nameInPath(r, v.Name)
-	if err != nil {
-		return err
-	}
-	v.Name = name
 	if v.State == "" {
 		v.State = model.NodeUp
 	}
@@ -153,7 +144,7 @@ func (s *Server) putNode(w http.ResponseWriter, r *http.Request) error {
 	}
 	n, err := s.store.PutNode(r.Context(), store.Node{Node: v})
 	if err != nil {
-		return fmt.Errorf("put node %s: %w", name, err)
+		return fmt.Errorf("put node %s: %w", v.Name, err)
 	}
 	s.loop.NodesChanged()
 	writeJSON(w, http.StatusOK, n)
@@ -224,14 +215,9 @@ func nonNil[T any](v []T) []T {
 // and so take it over.
 func (s *Server) putProject(w http.ResponseWriter, r *http.Request) error {
 	var v model.Project
-	if err := decode(r, &v); err != nil {
+	if err := decodeNamed(r, &v, &v.Name); err != nil {
 		return err
 	}
-	name, err := nameInPath(r, v.Name)
-	if err != nil {
-		return err
-	}
-	v.Name = name
 	if err := checkName("parent", v.Parent, false); err != nil {
 		return err
 	}
@@ -254,24 +240,24 @@ func (s *Server) putProject(w http.ResponseWriter, r *http.Request) error {
 		return p.global(store.RoleAdmin, store.RoleOfficer) || (parent != "" && p.in(parent, store.RoleManager))
 	}
 	if !mayPlace(v.Parent) {
-		return forbidden("%s may not create or change project %s %s: that needs %s", p.User, name, where(v.Parent), needs(v.Parent))
+		return forbidden("%s may not create or change project %s %s: that needs %s", p.User, v.Name, where(v.Parent), needs(v.Parent))
 	}
-	if cur, exists := parents[name]; exists && cur != v.Parent && !mayPlace(cur) {
-		return forbidden("%s may not create or change project %s: it sits %s, and moving it from there needs %s", p.User, name, where(cur), needs(cur))
+	if cur, exists := parents[v.Name]; exists && cur != v.Parent && !mayPlace(cur) {
+		return forbidden("%s may not create or change project %s: it sits %s, and moving it from there needs %s", p.User, v.Name, where(cur), needs(cur))
 	}
 	if v.Parent != "" {
 		if _, ok := parents[v.Parent]; !ok {
 			return invalid("parent", "parent project %q does not exist", v.Parent)
 		}
 		for q, n := v.Parent, 0; q != "" && n < 64; q, n = parents[q], n+1 {
-			if q == name {
-				return invalid("parent", "project %s cannot be below itself", name)
+			if q == v.Name {
+				return invalid("parent", "project %s cannot be below itself", v.Name)
 			}
 		}
 	}
 	defer s.auth.forget()
 	if err := s.store.PutProject(r.Context(), v); err != nil {
-		return fmt.Errorf("put project %s: %w", name, err)
+		return fmt.Errorf("put project %s: %w", v.Name, err)
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil

@@ -223,14 +223,9 @@ func (s *Server) putProgramme(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var v store.Programme
-	if err := decode(r, &v); err != nil {
+	if err := decodeNamed(r, &v, &v.Name); err != nil {
 		return err
 	}
-	name, err := nameInPath(r, v.Name)
-	if err != nil {
-		return err
-	}
-	v.Name = name
 	for i, o := range v.Officers {
 		if err := checkName(fmt.Sprintf("officers[%d]", i), o, true); err != nil {
 			return err
