@@ -126,7 +126,8 @@ func TestRecoverAfterDroppingTheHandles(t *testing.T) {
 		t.Error("Forget of a running job succeeded")
 	}
 	pid := p.Pid()
-	p = nil // the agent forgets it
+	// The agent forgets p; the test keeps it only to see the supervisor,
+	// its child, gone before the temporary directory is removed.
 
 	procs, err := newLauncher(t, stateDir).Recover(context.Background())
 	if err != nil || len(procs) != 1 {
@@ -146,4 +147,5 @@ func TestRecoverAfterDroppingTheHandles(t *testing.T) {
 	if got := output(t, q); got != "done\n" {
 		t.Errorf("output %q", got)
 	}
+	wait(t, p)
 }
