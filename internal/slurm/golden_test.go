@@ -33,6 +33,7 @@ func fixtureJobs() []JobInfo {
 			Limit: 86400, Submit: at(8, 0, 0), Start: at(8, 30, 0), Priority: 12345,
 			WorkDir: "/leonardo/home/ada/llama", Command: "/leonardo/home/ada/llama/pretrain.sbatch",
 			Stdout: "/leonardo/home/ada/llama/logs/llama-pretrain-4242.out", Requeue: true,
+			Deps:  []model.Dependency{{Type: model.AfterOK, JobID: "4100"}}, // met: it started
 			Steps: []StepInfo{{ID: "batch", Name: "batch", State: model.JobRunning, Start: at(8, 30, 0), CPUs: 32, GPUs: 4, Nodes: []string{"gpu001"}}},
 		},
 		{

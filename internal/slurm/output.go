@@ -150,8 +150,11 @@ func (j *JobInfo) gres() string {
 	return fmt.Sprintf("gres/gpu:%d", n)
 }
 
-func formatDeps(deps []model.Dependency) string {
-	if len(deps) == 0 {
+// formatDeps prints what a job still waits on; as in Slurm, a job that has
+// started waits on nothing and prints (null).
+func formatDeps(j *JobInfo) string {
+	deps := j.Deps
+	if len(deps) == 0 || j.State != model.JobPending {
 		return "(null)"
 	}
 	parts := make([]string, len(deps))

@@ -63,7 +63,7 @@ func ShowJobs(w io.Writer, jobs []JobInfo, opt ShowOptions) error {
 		k.end()
 		k.add("JobState", StateName(j.State))
 		k.add("Reason", reason(j.Reason))
-		k.add("Dependency", formatDeps(j.Deps))
+		k.add("Dependency", formatDeps(j))
 		k.end()
 		requeue := "0"
 		if j.Requeue {

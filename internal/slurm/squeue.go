@@ -107,7 +107,7 @@ func jobFields() []jobField {
 		{'p', "Priority", "PRIORITY", func(j *JobInfo, _ *jobCtx) string {
 			return strconv.FormatFloat(float64(j.Priority)/4294967295, 'f', 8, 64)
 		}},
-		{'E', "Dependency", "DEPENDENCY", func(j *JobInfo, _ *jobCtx) string { return formatDeps(j.Deps) }},
+		{'E', "Dependency", "DEPENDENCY", func(j *JobInfo, _ *jobCtx) string { return formatDeps(j) }},
 		{'f', "Feature", "FEATURES", func(j *JobInfo, _ *jobCtx) string { return orNull(j.Constraint) }},
 		{'Y', "SchedNodes", "SCHEDNODES", func(j *JobInfo, _ *jobCtx) string { return orNull(hostlist.Compress(j.SchedNodes)) }},
 		{'Z', "WorkDir", "WORK_DIR", func(j *JobInfo, _ *jobCtx) string { return orNull(j.WorkDir) }},
