@@ -568,3 +568,31 @@ func TestMembersActOnlyOnTheirOwnJobs(t *testing.T) {
 		t.Errorf("the manager could not cancel a job of their project: HTTP %d (%s)", o.status, o.body)
 	}
 }
+
+// TestDependenciesSeeOnlyVisibleJobs: a dependency on another project's
+// job is refused as one on a job that does not exist, so that submitting
+// cannot tell a hidden job from a missing one; one on a job of the
+// caller's own project is taken.
+func TestDependenciesSeeOnlyVisibleJobs(t *testing.T) {
+	t.Parallel()
+	m := newMatrix(t)
+	withDep := func(id string) api.JobSpec {
+		sp := m.spec("own")
+		sp.Deps = []model.Dependency{{Type: model.AfterOK, JobID: id}}
+		return sp
+	}
+	hidden := m.do(asMember, "POST", api.Prefix+"/jobs", withDep(m.base["other"]))
+	missing := m.do(asMember, "POST", api.Prefix+"/jobs", withDep("999999"))
+	if hidden.status != http.StatusBadRequest || !strings.Contains(hidden.body, "which does not exist") {
+		t.Errorf("a dependency on another project's job: HTTP %d (%s); want 400, as for a job that does not exist", hidden.status, hidden.body)
+	}
+	if missing.status != hidden.status || strings.Replace(missing.body, "999999", m.base["other"], 1) != hidden.body {
+		t.Errorf("a hidden job and a missing one are told apart:\n hidden:  %d %s\n missing: %d %s", hidden.status, hidden.body, missing.status, missing.body)
+	}
+	if o := m.do(asMember, "POST", api.Prefix+"/jobs", withDep(m.base["own"])); o.status != http.StatusCreated {
+		t.Errorf("a dependency on a job of the member's own project: HTTP %d (%s); want 201", o.status, o.body)
+	}
+	if o := m.do(asAdmin, "POST", api.Prefix+"/jobs", withDep(m.base["other"])); o.status != http.StatusCreated {
+		t.Errorf("an admin's dependency on any job: HTTP %d (%s); want 201", o.status, o.body)
+	}
+}

@@ -74,7 +74,13 @@ func (s *Server) jobsFromSpecs(r *http.Request, p *principal, specs []api.JobSpe
 			return nil, err
 		}
 		for _, dep := range j.Deps {
-			if _, err := s.store.Job(r.Context(), dep.JobID); err != nil {
+			// A job the caller may not see is "not found" here too, as in
+			// visibleJob, so a dependency cannot probe other projects' IDs.
+			d, err := s.store.Job(r.Context(), dep.JobID)
+			if err == nil && !p.canSee(&d) {
+				err = store.ErrNotFound
+			}
+			if err != nil {
 				if isNotFound(err) {
 					return nil, invalid(prefix+"deps", "dependency on job %s, which does not exist", dep.JobID)
 				}
