@@ -190,26 +190,37 @@ func (s *summer) report() *Report {
 		rep.Rows = append(rep.Rows, *r)
 	}
 	slices.SortFunc(rep.Rows, func(a, b Row) int { return slices.Compare(a.Group, b.Group) })
-	var measured, estimated bool
+	var measured, estimated, unknown bool
 	for _, r := range rep.Rows {
 		measured = measured || r.MeasuredKWh > 0
 		estimated = estimated || r.EstimatedKWh > 0
+		unknown = unknown || r.NoEnergyAcceleratorSeconds > 0
 	}
-	rep.EnergyNote = energyNote(measured, estimated, s.util)
+	rep.EnergyNote = energyNote(measured, estimated, unknown, s.util)
 	return rep
 }
 
-func energyNote(measured, estimated bool, util float64) string {
+// energyNote says how the rows' energy was found; unknown is whether some
+// accelerator time had neither a measurement nor a rated power.
+func energyNote(measured, estimated, unknown bool, util float64) string {
 	est := fmt.Sprintf("estimated as rated accelerator power × %.0f %% utilisation (an assumption, not a measurement) × run time", util*100)
+	var note string
 	switch {
 	case measured && estimated:
-		return "accelerator energy: measured where the agent read the accelerators' power, else " + est
+		note = "accelerator energy: measured where the agent read the accelerators' power, else " + est
 	case measured:
-		return "accelerator energy: measured by the node agents"
+		note = "accelerator energy: measured by the node agents"
 	case estimated:
-		return "accelerator energy: " + est
+		note = "accelerator energy: " + est
+	case unknown:
+		return "accelerator energy: unknown (no measurement, no rated power)"
+	default:
+		return "accelerator energy: none (no accelerator time)"
 	}
-	return "accelerator energy: unknown (no measurement, no rated power)"
+	if unknown {
+		note += "; unknown for the accelerator time of models without a measurement or a rated power (no_energy_accelerator_s)"
+	}
+	return note
 }
 
 func (o *Options) check() error {

@@ -45,6 +45,10 @@ var records = []usage.Record{
 		End: at("2025-02-03T00:30:00Z"), Accelerators: 1, CPUs: 2},
 }
 
+// cpuOnly is an hour of 16 CPUs and no accelerator.
+var cpuOnly = usage.Record{Job: "c1", User: "sol", Project: "solo", Site: "home", Programme: "private",
+	Start: at("2025-02-04T00:00:00Z"), End: at("2025-02-04T01:00:00Z"), CPUs: 16}
+
 var opts = usage.Options{
 	Projects:      tree,
 	RatedWatts:    map[string]float64{"H100": 700, "MI250X": 500},
@@ -129,6 +133,9 @@ func TestEnergySaysHowItWasFound(t *testing.T) {
 			"accelerator energy: estimated as rated accelerator power × 50 % utilisation (an assumption, not a measurement) × run time", 2},
 		{"measured", records[:1], 0, "accelerator energy: measured by the node agents", 5},
 		{"unknown", records[2:], 0, "accelerator energy: unknown (no measurement, no rated power)", 0},
+		{"measured, and unknown for a class without rated power", []usage.Record{records[0], records[2]}, 0,
+			"accelerator energy: measured by the node agents; unknown for the accelerator time of models without a measurement or a rated power (no_energy_accelerator_s)", 5},
+		{"no accelerator time: a CPU-only job", []usage.Record{cpuOnly}, 0, "accelerator energy: none (no accelerator time)", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
