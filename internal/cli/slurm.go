@@ -221,7 +221,9 @@ func jobInfo(j *store.Job) slurm.JobInfo {
 		WorkDir: j.Task.WorkDir, Stdout: j.Task.Stdout, Stderr: j.Task.Stderr, Requeue: j.Task.Requeue,
 		Accelerators: j.TotalAccelerators(), AcceleratorsPerNode: j.AcceleratorsPerNode,
 	}
-	if ji.Partition == "" && len(j.Alloc) > 0 {
+	if ji.Partition == "" {
+		// Submitted without -p: any partition may run it. Never blank, so
+		// that scripts splitting squeue's columns on spaces keep their count.
 		ji.Partition = "(any)"
 	}
 	if j.ArrayID != "" {

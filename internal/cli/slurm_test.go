@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/usine-project/usine/internal/model"
+	"github.com/usine-project/usine/internal/store"
 )
 
 // runAs runs the binary as if invoked under name.
@@ -117,6 +120,25 @@ func TestSubmitEnvDropsTheEnclosingJobsVariables(t *testing.T) {
 	for _, k := range []string{"USINE_STEP_KEY", "USINE_JOB_ID", "CUDA_VISIBLE_DEVICES", "MASTER_ADDR"} {
 		if _, ok := got[k]; ok {
 			t.Errorf("%s was kept", k)
+		}
+	}
+}
+
+// TestJobInfoNamesAPartitionForEveryJob: a job submitted without -p shows
+// "(any)" whether it waits or runs, never a blank that would shift
+// squeue's columns for scripts that split them on spaces.
+func TestJobInfoNamesAPartitionForEveryJob(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		job  store.Job
+		want string
+	}{
+		{"pending, no partition", store.Job{Job: model.Job{ID: "1"}, State: model.JobPending}, "(any)"},
+		{"running, no partition", store.Job{Job: model.Job{ID: "2"}, State: model.JobRunning, Alloc: []store.Alloc{{Node: "n1"}}}, "(any)"},
+		{"pending in a partition", store.Job{Job: model.Job{ID: "3", Partition: "boost"}, State: model.JobPending}, "boost"},
+	} {
+		if got := jobInfo(&tc.job).Partition; got != tc.want {
+			t.Errorf("%s: partition %q; want %q", tc.name, got, tc.want)
 		}
 	}
 }
