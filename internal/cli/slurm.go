@@ -251,7 +251,7 @@ func jobInfo(j *store.Job) slurm.JobInfo {
 			ji.CPUs, ji.MemoryMiB = j.CPUs*n, j.MemoryMiB*int64(n)
 		}
 	}
-	ji.CPUs = max(ji.CPUs, 1)
+	ji.CPUs = max(ji.CPUs, len(j.Alloc), j.Nodes, 1) // Slurm allocates a CPU per node at least
 	if j.Task.Script != "" {
 		ji.Command = cmp.Or(j.Name, "(script)")
 	} else {

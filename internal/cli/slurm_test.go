@@ -142,3 +142,23 @@ func TestJobInfoNamesAPartitionForEveryJob(t *testing.T) {
 		}
 	}
 }
+
+// TestJobInfoCountsACPUPerNodeAtLeast: a gang that asked for no CPUs
+// holds one on each of its nodes, as Slurm counts it in AllocCPUS.
+func TestJobInfoCountsACPUPerNodeAtLeast(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		job  store.Job
+		want int
+	}{
+		{"pending gang of 4", store.Job{Job: model.Job{ID: "1", Nodes: 4}, State: model.JobPending}, 4},
+		{"running gang of 2", store.Job{Job: model.Job{ID: "2", Nodes: 2}, State: model.JobRunning, Alloc: []store.Alloc{{Node: "n1"}, {Node: "n2"}}}, 2},
+		{"packed job", store.Job{Job: model.Job{ID: "3"}, State: model.JobPending}, 1},
+		{"gang of 2 with 16 CPUs each", store.Job{Job: model.Job{ID: "4", Nodes: 2}, State: model.JobRunning,
+			Alloc: []store.Alloc{{Node: "n1", CPUs: 16}, {Node: "n2", CPUs: 16}}}, 32},
+	} {
+		if got := jobInfo(&tc.job).CPUs; got != tc.want {
+			t.Errorf("%s: %d CPUs; want %d", tc.name, got, tc.want)
+		}
+	}
+}
