@@ -32,7 +32,7 @@ type submitFlags struct {
 	nodes, gpusPerNode, gpus, cpus  int
 	mem, limit, qos, array, deps    string
 	begin, workdir, stdout, stderr  string
-	signal                          string
+	signal, openMode                string
 	env                             []string
 	hold, requeue, oneBlock         bool
 	exclusive, preemptible          bool
@@ -43,7 +43,7 @@ type submitFlags struct {
 // jobFlags are the flags that describe one job: --batch takes them from
 // its lines instead.
 var jobFlags = []string{"name", "partition", "model", "nodes", "gpus-per-node", "gpus", "cpus", "mem", "time", "qos",
-	"array", "dependency", "hold", "begin", "workdir", "env", "output", "error", "signal", "requeue", "one-block", "exclusive", "preemptible"}
+	"array", "dependency", "hold", "begin", "workdir", "env", "output", "error", "open-mode", "signal", "requeue", "one-block", "exclusive", "preemptible"}
 
 func newSubmitCmd() *cobra.Command { return (&submitFlags{}).command() }
 
@@ -103,6 +103,7 @@ out or was cancelled without either).`,
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set NAME=VALUE in the job's environment, or pass NAME from yours (repeatable)")
 	fl.StringVarP(&f.stdout, "output", "o", "", "standard output file, relative to --workdir (default usine-<job id>.out)")
 	fl.StringVar(&f.stderr, "error", "", "standard error file (default: with standard output)")
+	fl.StringVar(&f.openMode, "open-mode", "", "append or truncate the output files (default: truncate on the first run, append when requeued)")
 	fl.StringVar(&f.signal, "signal", "", "send SIG SECS seconds before the time limit and on preemption: SIG[@SECS] (default TERM, 60 s)")
 	fl.BoolVar(&f.requeue, "requeue", false, "requeue rather than fail when a node is lost or the job is preempted")
 	fl.BoolVar(&f.oneBlock, "one-block", false, "run inside one block (scale-up domain), or wait")
@@ -312,7 +313,10 @@ func (f *submitFlags) spec(cmd *cobra.Command, args []string, now time.Time) (ap
 	} else if abs, err := filepath.Abs(sp.Task.WorkDir); err == nil {
 		sp.Task.WorkDir = abs
 	}
-	sp.Task.Stdout, sp.Task.Stderr, sp.Task.Requeue = f.stdout, f.stderr, f.requeue
+	if m := f.openMode; m != "" && m != model.OpenAppend && m != model.OpenTruncate {
+		return sp, usage("--open-mode %q: give append or truncate", m)
+	}
+	sp.Task.Stdout, sp.Task.Stderr, sp.Task.Requeue, sp.Task.OpenMode = f.stdout, f.stderr, f.requeue, f.openMode
 	return sp, nil
 }
 

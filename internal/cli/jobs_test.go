@@ -368,6 +368,7 @@ func TestSubmitFlagsMakeTheSpec(t *testing.T) {
 		{"script arguments", []string{"a.sh", "b"}, api.JobSpec{}, "passes no arguments"},
 		{"no such script", []string{"/nonexistent/a.sh"}, api.JobSpec{}, "does not exist"},
 		{"nothing to run", nil, api.JobSpec{}, "nothing to run"},
+		{"a bad open mode", []string{"--open-mode", "overwrite", "--", "x"}, api.JobSpec{}, "--open-mode"},
 		{"-e NAME of an unset variable", []string{"-e", "USINE_TEST_SURELY_UNSET", "--", "x"}, api.JobSpec{}, "not set"},
 	}
 	for _, tc := range tests {
@@ -393,5 +394,20 @@ func TestSubmitFlagsMakeTheSpec(t *testing.T) {
 				t.Errorf("spec (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestSubmitOpenMode(t *testing.T) {
+	t.Parallel()
+	for args, want := range map[string]string{"": "", "--open-mode append": model.OpenAppend, "--open-mode truncate": model.OpenTruncate} {
+		var f submitFlags
+		cmd := f.command()
+		if err := cmd.ParseFlags(append(strings.Fields(args), "--", "x")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.spec(cmd, cmd.Flags().Args(), time.Now())
+		if err != nil || got.Task.OpenMode != want {
+			t.Errorf("submit %s: open mode %q (%v); want %q", args, got.Task.OpenMode, err, want)
+		}
 	}
 }

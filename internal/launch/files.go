@@ -35,6 +35,7 @@ type plan struct {
 	Env            []string    `json:"env"`
 	Stdout         string      `json:"stdout"`
 	Stderr         string      `json:"stderr"`
+	Truncate       bool        `json:"truncate,omitempty"` // start the output files afresh
 	LimitMs        int64       `json:"limit_ms,omitempty"`
 	GraceMs        int64       `json:"grace_ms"`
 	Signal         int         `json:"signal,omitempty"` // sent SignalBeforeMs ahead of the limit

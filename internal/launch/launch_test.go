@@ -97,24 +97,57 @@ func TestScripts(t *testing.T) {
 	}
 }
 
-func TestSeparateErrorOutputIsAppendedAndPrivate(t *testing.T) {
+// TestOutputFilesOpenModes: a job's first run starts its output files
+// afresh and a requeued run appends, as in Slurm, unless the task says
+// which; the ranks of a gang that share a file never cut it. Standard
+// error goes to its own file, which others may not read.
+func TestOutputFilesOpenModes(t *testing.T) {
 	t.Parallel()
 	l := newLauncher(t, "")
-	s := scriptSpec(t, "e", "echo out; echo err >&2")
-	s.Task.Stdout, s.Task.Stderr = "o.txt", filepath.Join(s.Task.WorkDir, "e.txt")
-	if err := os.WriteFile(filepath.Join(s.Task.WorkDir, "o.txt"), []byte("before\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for i, tc := range []struct {
+		name      string
+		epoch     int64
+		mode      string
+		rank, of  int
+		truncated bool
+	}{
+		{"first run", 1, "", 0, 1, true},
+		{"requeued run", 2, "", 0, 1, false},
+		{"first run, --open-mode=append", 1, model.OpenAppend, 0, 1, false},
+		{"requeued run, --open-mode=truncate", 3, model.OpenTruncate, 0, 1, true},
+		{"a gang's rank sharing the file", 1, "", 1, 2, false},
+		{"a gang's rank sharing the file, --open-mode=truncate", 1, model.OpenTruncate, 1, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := scriptSpec(t, "o"+strconv.Itoa(i), "echo out; echo err >&2")
+			s.Epoch, s.NodeRank, s.NumNodes = tc.epoch, tc.rank, tc.of
+			s.Task.OpenMode = tc.mode
+			s.Task.Stdout, s.Task.Stderr = "o.txt", filepath.Join(s.Task.WorkDir, "e.txt")
+			for _, f := range []string{"o.txt", "e.txt"} {
+				if err := os.WriteFile(filepath.Join(s.Task.WorkDir, f), []byte("before\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wait(t, start(t, l, s))
+			want := map[string]string{"o.txt": "before\nout\n", "e.txt": "before\nerr\n"}
+			if tc.truncated {
+				want = map[string]string{"o.txt": "out\n", "e.txt": "err\n"}
+			}
+			for file, want := range want {
+				b, err := os.ReadFile(filepath.Join(s.Task.WorkDir, file))
+				if err != nil || string(b) != want {
+					t.Errorf("%s: %q (%v), want %q", file, b, err, want)
+				}
+			}
+		})
 	}
+	s := scriptSpec(t, "p", "echo err >&2")
+	s.Task.Stderr = "private.txt"
 	wait(t, start(t, l, s))
-	for file, want := range map[string]string{"o.txt": "before\nout\n", "e.txt": "err\n"} {
-		b, err := os.ReadFile(filepath.Join(s.Task.WorkDir, file))
-		if err != nil || string(b) != want {
-			t.Errorf("%s: %q (%v), want %q", file, b, err, want)
-		}
-	}
-	fi, err := os.Stat(filepath.Join(s.Task.WorkDir, "e.txt"))
+	fi, err := os.Stat(filepath.Join(s.Task.WorkDir, "private.txt"))
 	if err != nil || fi.Mode().Perm()&0o007 != 0 {
-		t.Errorf("e.txt mode %v (%v): want no access for others", fi.Mode(), err)
+		t.Errorf("private.txt mode %v (%v): want no access for others", fi.Mode(), err)
 	}
 }
 

@@ -140,7 +140,7 @@ func (l *Launcher) start(ctx context.Context, s *Spec, dir, work string, env map
 		return nil, err
 	}
 	pl := plan{JobID: s.JobID, Epoch: s.Epoch, Rank: s.NodeRank, Argv: argv, Dir: work, Env: environList(env),
-		Stdout: stdout, Stderr: stderr, LimitMs: s.Limit.Milliseconds(), GraceMs: s.grace().Milliseconds()}
+		Stdout: stdout, Stderr: stderr, Truncate: s.truncateOutputs(), LimitMs: s.Limit.Milliseconds(), GraceMs: s.grace().Milliseconds()}
 	if s.Task.SignalBefore > 0 {
 		sig, _ := ParseSignal(cmp.Or(s.Task.Signal, "TERM")) // checked
 		pl.Signal, pl.SignalBeforeMs = int(sig), s.Task.SignalBefore*1000

@@ -121,6 +121,9 @@ func (s *Spec) check() error {
 			bad("the job's signal: %v", err)
 		}
 	}
+	if m := s.Task.OpenMode; m != "" && m != model.OpenAppend && m != model.OpenTruncate {
+		bad("output open mode %q: give %q or %q", m, model.OpenAppend, model.OpenTruncate)
+	}
 	if s.Task.WorkDir != "" && !filepath.IsAbs(s.Task.WorkDir) {
 		bad("working directory %q is relative: give an absolute path", s.Task.WorkDir)
 	}
@@ -165,6 +168,20 @@ func (s *Spec) outputs(work string) (stdout, stderr string) {
 		stderr = abs(s.Task.Stderr)
 	}
 	return stdout, stderr
+}
+
+// truncateOutputs reports whether this run starts its output files
+// afresh. As in Slurm, a job's first run does and a later one (a requeue)
+// appends after what the earlier runs wrote, unless Task.OpenMode says
+// otherwise. The ranks of a gang that each run the task may share a file,
+// and none of them may cut what another has already written: they append,
+// but for usine's default files (one per rank) and a batch script's (which
+// runs on one node).
+func (s *Spec) truncateOutputs() bool {
+	if s.Task.OpenMode == model.OpenAppend || (s.Task.OpenMode == "" && s.Epoch > 1) {
+		return false
+	}
+	return s.numNodes() == 1 || s.Task.BatchHost || (s.Task.Stdout == "" && s.Task.Stderr == "")
 }
 
 // environ is the job's whole environment: a clean base (PATH, HOME, USER

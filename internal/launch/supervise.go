@@ -206,14 +206,14 @@ func supervise(dir string, goAhead io.Reader, hs io.WriteCloser, logger *log.Log
 // when the plan gives one and it can be made; it returns the cgroup the
 // job is in ("" = none).
 func startJob(pl *plan, logger *log.Logger) (*exec.Cmd, string, error) {
-	stdout, err := openOutput(pl.Stdout)
+	stdout, err := openOutput(pl.Stdout, pl.Truncate)
 	if err != nil {
 		return nil, "", err
 	}
 	defer stdout.Close()
 	stderr := stdout
 	if pl.Stderr != pl.Stdout {
-		if stderr, err = openOutput(pl.Stderr); err != nil {
+		if stderr, err = openOutput(pl.Stderr, pl.Truncate); err != nil {
 			return nil, "", err
 		}
 		defer stderr.Close()
@@ -262,9 +262,14 @@ func startJob(pl *plan, logger *log.Logger) (*exec.Cmd, string, error) {
 	return cmd, cg, nil
 }
 
-// openOutput opens a job's output file for appending, created 0640.
-func openOutput(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+// openOutput opens a job's output file for appending, created 0640, and
+// emptied first when truncate is set.
+func openOutput(path string, truncate bool) (*os.File, error) {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	if truncate {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o640)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("output file %s: its directory does not exist on this node: create it or change the job's output path", path)
 	}

@@ -83,6 +83,12 @@ func (j *Job) TotalAccelerators() int {
 	return j.Accelerators
 }
 
+// The open modes of a job's output files (Task.OpenMode).
+const (
+	OpenAppend   = "append"
+	OpenTruncate = "truncate"
+)
+
 // Task is what a job runs and how: the part of a job that the scheduler never
 // looks at and the node agent needs.
 type Task struct {
@@ -97,6 +103,10 @@ type Task struct {
 	// "" = usine-<job id>.out in WorkDir, and stderr goes with stdout.
 	Stdout string `json:"stdout,omitempty"`
 	Stderr string `json:"stderr,omitempty"`
+	// OpenMode is how a run opens those files: OpenAppend or OpenTruncate;
+	// "" truncates them on the job's first run and appends on a later one
+	// (a requeue), as Slurm does.
+	OpenMode string `json:"open_mode,omitempty"`
 	// Signal is sent SignalBefore seconds before the time limit and on
 	// preemption, so training code can checkpoint ("" = TERM).
 	Signal       string `json:"signal,omitempty"`

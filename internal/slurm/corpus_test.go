@@ -16,7 +16,7 @@ import (
 // a reader can check against the script. testdata/scripts/NAME.golden holds
 // the whole job, task and warnings.
 var corpusShapes = map[string]string{
-	"checkpoint_requeue_signal.sbatch":     "gang 2x4 limit=1-00:00:00 exclusive one-block requeue signal=USR1@300 name=resumable warnings=2",
+	"checkpoint_requeue_signal.sbatch":     "gang 2x4 limit=1-00:00:00 exclusive one-block requeue signal=USR1@300 open-mode=append name=resumable warnings=1",
 	"jeanzay_array_sweep.sbatch":           "gang 1x1 model=H100 cpus=24 limit=05:00:00 tasks=1 array=20%5 project=xyz@h100 name=hp-sweep warnings=1",
 	"juwels_booster_jax.sbatch":            "gang 8x4 cpus=48 limit=02:00:00 tasks=32 project=training2426 partition=booster name=juwels_booster_jax.sbatch warnings=2",
 	"leonardo_deepspeed.sbatch":            "gang 2x4 cpus=32 mem=494000M limit=00:30:00 tasks=8 project=IscrC_LLMEU partition=boost_usr_prod qos=normal name=ds-zero3 warnings=0",
@@ -37,6 +37,7 @@ var corpusShapes = map[string]string{
 	"genoa_mem_per_cpu_label.sbatch":       "gang 2x0 cpus=32 mem=64G limit=00:10:00 tasks=16 project=default partition=genoa name=hybrid warnings=0",
 	"held_then_released.sbatch":            "gang 1x2 limit=00:05:00 held project=project_465005678 partition=small-g name=held warnings=0",
 	"hostlist_env_check.sbatch":            "gang 3x2 cpus=8 limit=00:05:00 tasks=6 project=EUHPC_A01_042 partition=boost_usr_prod name=envcheck warnings=0",
+	"jeanzay_rerun_eval.sbatch":            "packed 0 cpus=4 limit=00:20:00 tasks=1 project=xyz@h100 partition=genoa name=rerun-eval warnings=1",
 	"jeanzay_cpu_prepost.sbatch":           "packed 0 cpus=48 limit=02:00:00 tasks=1 project=xyz@h100 partition=genoa name=tokenize warnings=1",
 	"jeanzay_h100_multinode.sbatch":        "gang 2x4 model=H100 cpus=96 limit=10:00:00 tasks=8 project=xyz@h100 name=gpt-h100 warnings=1",
 	"jeanzay_qos_dev.sbatch":               "packed 1 model=H100 cpus=24 limit=00:05:00 tasks=1 project=xyz@h100 qos=qos_gpu_h100-dev name=quick-dev warnings=0",
@@ -104,6 +105,9 @@ func describe(r *Request, warnings []string, j model.Job, tk model.Task) string 
 	}
 	if tk.Signal != "" {
 		add("signal=%s@%d", tk.Signal, tk.SignalBefore)
+	}
+	if tk.OpenMode != "" {
+		add("open-mode=%s", tk.OpenMode)
 	}
 	if n := tk.Env["SLURM_NTASKS"]; n != "" {
 		add("tasks=%s", n)

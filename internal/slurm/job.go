@@ -221,6 +221,7 @@ func (r *Request) Job() (model.Job, model.Task, error) {
 		Env:             r.taskEnv(sh),
 		Stdout:          r.Output,
 		Stderr:          r.Error,
+		OpenMode:        r.OpenMode,
 		Signal:          r.Signal,
 		SignalBefore:    r.SignalBefore,
 		SignalBatchOnly: r.SignalBatchOnly,

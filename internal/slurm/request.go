@@ -51,6 +51,7 @@ type Request struct {
 	Singleton bool
 
 	Output, Error, WorkDir string // -o, -e, -D, %-patterns unexpanded
+	OpenMode               string // --open-mode: model.OpenAppend, model.OpenTruncate or ""
 	Export                 Export
 	Signal                 string // --signal: a name without SIG ("USR1")
 	SignalBefore           int64  // seconds before the time limit

@@ -95,6 +95,19 @@ func setNodes(s *setter, v string) error {
 	return nil
 }
 
+// setOpenMode reads --open-mode as Slurm does, by its first letter.
+func setOpenMode(s *setter, v string) error {
+	switch strings.ToLower(v) {
+	case "a", "append":
+		s.r.OpenMode = model.OpenAppend
+	case "t", "truncate":
+		s.r.OpenMode = model.OpenTruncate
+	default:
+		return fmt.Errorf("Invalid --open-mode argument: %q; give append or truncate", v)
+	}
+	return nil
+}
+
 func setPartition(s *setter, v string) error {
 	parts := strings.Split(v, ",")
 	if strings.TrimSpace(parts[0]) == "" {
