@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -785,6 +786,11 @@ func (a *Agent) forget() {
 		if err := a.state.remove(k); err != nil {
 			a.log.Warn("agent: forget a run", "err", err)
 			continue
+		}
+		if out := r.rec.Stdout; filepath.Dir(out) == a.state.logDir() { // the agent's own: a streamed output, a holder's
+			if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
+				a.log.Warn("agent: remove a forgotten run's output", "file", out, "err", err)
+			}
 		}
 		delete(a.runs, k)
 	}

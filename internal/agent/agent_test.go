@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -565,5 +566,48 @@ func TestOutputPatternsAreExpandedPerRank(t *testing.T) {
 	}
 	if got := waitFile(t, filepath.Join(dir, "9.1.err")); got != "err\n" {
 		t.Errorf("stderr %q", got)
+	}
+}
+
+// TestAStreamedOutputIsTheAgentsAndGoesWithTheRun: a run whose output is
+// only streamed (srun outside a job) writes it in the agent's own log
+// directory, not in the job's, and the file goes when the run's record
+// is forgotten.
+func TestAStreamedOutputIsTheAgentsAndGoesWithTheRun(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	a, _ := startAgent(t, f, state)
+	r := job("11", 1, "echo streamed\n", 0)
+	r.Job.Task.WorkDir, r.Job.Task.StreamOutput = dir, true
+	f.set(1, []api.Run{r})
+	f.waitEnd("11", 0)
+	out := filepath.Join(state, "logs", "stream-11.1.0.out")
+	if got := waitFile(t, out); got != "streamed\n" {
+		t.Errorf("the streamed output holds %q; want the job's line", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.out")); len(left) > 0 {
+		t.Errorf("a streamed output left files in the job's directory: %v", left)
+	}
+	f.set(2, nil) // the orders forget the run
+	k := runKey{"11", 1, 0}
+	for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+		a.mu.Lock()
+		reported := a.runs[k] != nil && a.runs[k].rec.Reported && len(a.orders.Runs) == 0
+		if reported { // ended long ago, as forget sees it
+			a.runs[k].rec.End = millis(time.Now().Add(-2 * keepEnded))
+		}
+		a.mu.Unlock()
+		if reported {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run's end was never acknowledged, or the orders still name it")
+		}
+	}
+	a.forget()
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after the run was forgotten its streamed output is still there (%v)", err)
 	}
 }

@@ -26,6 +26,9 @@ func (a *Agent) spec(o api.Run, devs []int, now time.Time) launch.Spec {
 	if t.Stderr != "" {
 		t.Stderr = slurm.ExpandPattern(t.Stderr, vars)
 	}
+	if t.StreamOutput {
+		t.Stdout, t.Stderr = a.state.logFile("stream", runKey{j.ID, o.Epoch, o.Rank}), ""
+	}
 	var limit time.Duration
 	if o.Deadline > 0 {
 		limit = time.Unix(o.Deadline, 0).Sub(now)

@@ -79,6 +79,13 @@ func (s *stateDir) path(k runKey) string {
 // logDir is where runs whose job names no output file write it.
 func (s *stateDir) logDir() string { return filepath.Join(s.dir, "logs") }
 
+// logFile is the output file in logDir of run k, for what kind of output,
+// made ready to be written.
+func (s *stateDir) logFile(kind string, k runKey) string {
+	_ = os.MkdirAll(s.logDir(), 0o700) // else launch refuses the output file, and says why
+	return filepath.Join(s.logDir(), kind+"-"+safeName(k.Job)+"."+strconv.FormatInt(k.Epoch, 10)+"."+strconv.Itoa(k.Rank)+".out")
+}
+
 // safeName keeps a job ID usable as a file name whatever it holds.
 func safeName(id string) string {
 	var b strings.Builder

@@ -164,8 +164,7 @@ func (a *Agent) batchSpec(o api.Run, s *launch.Spec) {
 		s.Task.Script, s.Task.Args = "", nil
 		s.Task.Command = []string{"/bin/sh", "-c", holderScript}
 		s.Task.Signal, s.Task.SignalBefore = "", 0
-		_ = os.MkdirAll(a.state.logDir(), 0o700) // else launch refuses the output file, and says why
-		s.Task.Stdout = filepath.Join(a.state.logDir(), "holder-"+safeName(runKey{j.ID, o.Epoch, o.Rank}.String())+".out")
+		s.Task.Stdout = a.state.logFile("holder", runKey{j.ID, o.Epoch, o.Rank})
 		s.Task.Stderr = ""
 		return
 	}

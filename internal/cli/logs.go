@@ -48,7 +48,7 @@ USINE_SERVER and USINE_TOKEN, else the config file usine login writes.`,
 			if e.token == "" {
 				return noToken(e)
 			}
-			return printLog(cmd.Context(), e, args[0], rank, follow, cmd.OutOrStdout())
+			return printLogFrom(cmd.Context(), e, args[0], rank, follow, 0, cmd.OutOrStdout())
 		},
 	}
 	c.register(cmd, false)
@@ -58,13 +58,16 @@ USINE_SERVER and USINE_TOKEN, else the config file usine login writes.`,
 	return cmd
 }
 
-// printLog copies the job's output to out. It has no overall timeout (a
-// followed job may run for days), only one on connecting and on the
-// answer's headers.
-func printLog(ctx context.Context, e endpoint, job string, rank int, follow bool, out io.Writer) error {
+// printLogFrom copies the job's output to out, from byte offset on. It
+// has no overall timeout (a followed job may run for days), only one on
+// connecting and on the answer's headers.
+func printLogFrom(ctx context.Context, e endpoint, job string, rank int, follow bool, offset int64, out io.Writer) error {
 	q := url.Values{"rank": {strconv.Itoa(rank)}}
 	if follow {
 		q.Set("follow", "1")
+	}
+	if offset > 0 {
+		q.Set("offset", strconv.FormatInt(offset, 10))
 	}
 	u := e.server + api.Prefix + "/jobs/" + url.PathEscape(job) + "/log?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)

@@ -43,6 +43,9 @@ type sbatchEnv struct {
 	stdin  io.Reader
 	getenv func() map[string]string
 	now    func() time.Time
+	// streamOutput submits for srun outside a job: the output is kept for
+	// srun to stream, in no file of the job's (model.Task.StreamOutput).
+	streamOutput bool
 }
 
 func runSbatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -114,6 +117,9 @@ func sbatch(ctx context.Context, args []string, stdout, stderr io.Writer, se sba
 		return slurmFail(stderr, "sbatch", 1, "%s", strings.TrimPrefix(err.Error(), "map sbatch request to a job: "))
 	}
 	task.BatchHost = true
+	if se.streamOutput {
+		task.Stdout, task.Stderr, task.StreamOutput = "", "", true
+	}
 	spec := api.JobSpec{
 		Name: job.Name, Project: job.Project, Partition: job.Partition, Model: job.Model, Nodes: job.Nodes,
 		AcceleratorsPerNode: job.AcceleratorsPerNode, Accelerators: job.Accelerators, CPUs: job.CPUs,

@@ -108,12 +108,16 @@ func runSrun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	case *help:
 		fmt.Fprintln(stdout, "Usage: srun [-N nodes] [-n ntasks] [--ntasks-per-node=N] [-c cpus] [-l] [--export=...] executable [args...]")
+		fmt.Fprintln(stdout, "Inside a batch job it starts a step in the job's allocation; outside any job it runs the step in a job of its own,")
+		fmt.Fprintln(stdout, "taking -A, -p, -q, -t, -J, -G, --gpus-per-node, --gres, --mem, -C and --exclusive as sbatch does.")
 		return nil
 	case *pty:
 		return slurmFail(stderr, "srun", 1, "--pty is not supported by usine: there are no interactive steps")
 	case len(fs.Args()) == 0:
 		return slurmFail(stderr, "srun", 1, "No executable given; usage: srun [options] executable [args...]")
 	}
+	env := environMap()
+	outside := env["SLURM_JOB_ID"] == ""
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for k := range srunIgnored {
 			if !yield(k) {
@@ -126,20 +130,22 @@ func runSrun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 	}) {
-		if fs.Changed(name) {
+		if fs.Changed(name) && !(outside && slices.Contains(srunJobOptions, name)) {
 			if why := cmp.Or(srunIgnored[name], srunBoolIgnored[name]); why != "" {
 				fmt.Fprintf(stderr, "srun: warning: --%s is ignored: %s\n", name, why)
 			}
 		}
 	}
 
-	env := environMap()
+	if outside {
+		return srunJob(ctx, fs, fs.Args(), env, stdout, stderr)
+	}
 	key, urls := env[agent.EnvStepKey], splitComma(env[agent.EnvStepURLs])
 	all := splitComma(env[agent.EnvStepNodes])
 	epoch, epochErr := strconv.ParseInt(env[agent.EnvStepEpoch], 10, 64)
 	job := env["SLURM_JOB_ID"]
 	if key == "" || job == "" || len(all) == 0 || len(urls) != len(all) || epochErr != nil {
-		return slurmFail(stderr, "srun", 1, "srun runs only inside a job that sbatch submitted (%s is not set); usine has no salloc or interactive allocations: submit a batch script", agent.EnvStepKey)
+		return slurmFail(stderr, "srun", 1, "job %s was not submitted by sbatch (%s is not set): srun starts steps only in batch jobs, or runs its own job when called outside any job", job, agent.EnvStepKey)
 	}
 
 	// The step's nodes: -w names them, else the first -N of the job's.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,19 +45,20 @@ func TestSlurmErrorsAreWordedAsSlurms(t *testing.T) {
 		name, cmd string
 		args      []string
 		want      string
+		job       string // SLURM_JOB_ID: the job the command runs in
 	}{
-		{"an unknown sbatch option", "sbatch", []string{"--bogus", "x.sh"}, "sbatch: unrecognized option '--bogus'\n"},
-		{"a script that is not there", "sbatch", []string{filepath.Join(t.TempDir(), "nope.sh")}, "sbatch: error: Unable to open file "},
-		{"a malformed time", "sbatch", []string{"-t", "1:xx", "--wrap", "true"}, "sbatch: error: Invalid --time specification"},
-		{"a hostlist that does not parse", "scontrol", []string{"show", "hostnames", "gpu[3-1]"}, "scontrol: error: Invalid hostlist"},
-		{"srun outside a job", "srun", []string{"hostname"}, "srun: error: srun runs only inside a job that sbatch submitted"},
-		{"scancel without a job", "scancel", nil, "scancel: error: No job identification provided\n"},
-		{"an unknown scontrol command", "scontrol", []string{"frobnicate"}, "scontrol: error: invalid keyword: frobnicate\n"},
+		{"an unknown sbatch option", "sbatch", []string{"--bogus", "x.sh"}, "sbatch: unrecognized option '--bogus'\n", ""},
+		{"a script that is not there", "sbatch", []string{filepath.Join(t.TempDir(), "nope.sh")}, "sbatch: error: Unable to open file ", ""},
+		{"a malformed time", "sbatch", []string{"-t", "1:xx", "--wrap", "true"}, "sbatch: error: Invalid --time specification", ""},
+		{"a hostlist that does not parse", "scontrol", []string{"show", "hostnames", "gpu[3-1]"}, "scontrol: error: Invalid hostlist", ""},
+		{"srun in a job that sbatch did not submit", "srun", []string{"hostname"}, "srun: error: job 12 was not submitted by sbatch", "12"},
+		{"srun -w outside a job", "srun", []string{"-w", "gpu1", "hostname"}, "srun: error: -w/--nodelist: usine places jobs itself", ""},
+		{"scancel without a job", "scancel", nil, "scancel: error: No job identification provided\n", ""},
+		{"an unknown scontrol command", "scontrol", []string{"frobnicate"}, "scontrol: error: invalid keyword: frobnicate\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"USINE_STEP_KEY", "SLURM_JOB_ID"} {
-				t.Setenv(k, "")
-			}
+			t.Setenv("USINE_STEP_KEY", "")
+			t.Setenv("SLURM_JOB_ID", tc.job)
 			_, errOut, err := runAs(t, tc.cmd, tc.args...)
 			if err == nil || !Reported(err) || ExitCode(err) != 1 {
 				t.Fatalf("err %v (reported %v, exit %d); want a reported error with exit 1", err, Reported(err), ExitCode(err))
@@ -160,5 +162,18 @@ func TestJobInfoCountsACPUPerNodeAtLeast(t *testing.T) {
 		if got := jobInfo(&tc.job).CPUs; got != tc.want {
 			t.Errorf("%s: %d CPUs; want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestShellJoinSurvivesTheShell: the words srun puts in its job's script
+// reach the program as they were.
+func TestShellJoinSurvivesTheShell(t *testing.T) {
+	words := []string{"printf", "%s|", "plain", "two words", "it's", `"double"`, "$HOME", "*", "a\\b", "", "--lr=3e-4", "new\nline"}
+	out, err := exec.Command("/bin/sh", "-c", shellJoin(words)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Join(words[2:], "|") + "|"; string(out) != want {
+		t.Errorf("the shell passed on %q; want %q (from %s)", out, want, shellJoin(words))
 	}
 }

@@ -107,6 +107,11 @@ type Task struct {
 	// "" truncates them on the job's first run and appends on a later one
 	// (a requeue), as Slurm does.
 	OpenMode string `json:"open_mode,omitempty"`
+	// StreamOutput keeps the output for the submitter to stream (srun
+	// outside a job) rather than in a file of the job's: the node's agent
+	// writes it in its own log directory and deletes it when it forgets
+	// the run, an hour after its end. Stdout and Stderr are then empty.
+	StreamOutput bool `json:"stream_output,omitempty"`
 	// Signal is sent SignalBefore seconds before the time limit and on
 	// preemption, so training code can checkpoint ("" = TERM).
 	Signal       string `json:"signal,omitempty"`

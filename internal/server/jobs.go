@@ -226,6 +226,9 @@ func checkTask(t *model.Task) error {
 	if t.SignalBefore < 0 {
 		return invalid("task.signal_before_s", "is %d; give 0 or more seconds", t.SignalBefore)
 	}
+	if t.StreamOutput && (t.Stdout != "" || t.Stderr != "") {
+		return invalid("task.stream_output", "a streamed output has no file: give no task.stdout or task.stderr with it")
+	}
 	if t.OpenMode != "" && t.OpenMode != model.OpenAppend && t.OpenMode != model.OpenTruncate {
 		return invalid("task.open_mode", "%q: give %q, %q, or nothing (truncate on the first run, append when requeued)", t.OpenMode, model.OpenAppend, model.OpenTruncate)
 	}

@@ -322,6 +322,7 @@ func TestBadRequestsGetAClearError(t *testing.T) {
 		{"huge array", "POST", "/api/v1/jobs", tok, `{"project":"default","array":"0-99999",` + task + `}`, 413, api.CodeTooLarge, "array"},
 		{"unknown QoS", "POST", "/api/v1/jobs", tok, `{"project":"default","qos":"gold",` + task + `}`, 400, api.CodeInvalidField, "qos"},
 		{"missing dependency", "POST", "/api/v1/jobs", tok, `{"project":"default","deps":[{"type":"afterok","job_id":"999"}],` + task + `}`, 400, api.CodeInvalidField, "deps"},
+		{"streamed output with a file", "POST", "/api/v1/jobs", tok, `{"project":"default","task":{"script":"true","stream_output":true,"stdout":"x.out"}}`, 400, api.CodeInvalidField, "task.stream_output"},
 		{"bad open mode", "POST", "/api/v1/jobs", tok, `{"project":"default","task":{"script":"true","open_mode":"overwrite"}}`, 400, api.CodeInvalidField, "task.open_mode"},
 		{"batch names the element", "POST", "/api/v1/jobs", tok, `{"jobs":[{"project":"default",` + task + `},{"project":"default","cpus":-2,` + task + `}]}`, 400, api.CodeInvalidField, "jobs[1].cpus"},
 		{"long name", "POST", "/api/v1/jobs", tok, `{"project":"default","name":"` + strings.Repeat("x", 200) + `",` + task + `}`, 400, api.CodeInvalidField, "name"},

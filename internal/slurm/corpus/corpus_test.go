@@ -498,6 +498,92 @@ func TestScriptsRunOnAFactory(t *testing.T) {
 	for _, s := range order {
 		t.Run(s.name, func(t *testing.T) { check(t, s, byID, all, slurmCmd) })
 	}
+	t.Run("srun outside a job", func(t *testing.T) { checkSrunOutsideAJob(t, filepath.Join(root, "runs", "srun"), links, env) })
+}
+
+// checkSrunOutsideAJob runs srun from a login shell, as Slurm users do
+// without a batch script: it gets an allocation of its own, prints the
+// tasks' output, ends as they did, and cancelled while it waits it says so.
+func checkSrunOutsideAJob(t *testing.T, dir, links string, env []string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := func(args ...string) (*exec.Cmd, *bytes.Buffer, *syncBuffer) {
+		cmd := exec.Command(filepath.Join(links, "srun"), args...)
+		var stdout bytes.Buffer
+		stderr := &syncBuffer{}
+		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, env, &stdout, stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &stdout, stderr
+	}
+	run := func(args ...string) (string, string, int) {
+		cmd, stdout, stderr := start(args...)
+		_ = cmd.Wait()
+		return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+	}
+
+	// A two-node step, labelled: one task a node, each seeing its own
+	// node's share of the job.
+	out, errOut, code := run("-A", "snic-ai", "-p", "gpu_h100", "-N", "2", "--gpus-per-node", "2", "-t", "5", "-l", "python", "train.py", "--lr", "3e-4")
+	if code != 0 {
+		t.Errorf("srun -N 2 python: exit %d\n%s%s", code, out, errOut)
+	}
+	ranks := regexp.MustCompile(`(?m)^([01]): USINE-SHIM name=python job=\d+ step=0 procid=([01]) .*node=(gcn\d) nnodes=2 ntasks=2 .*gpus_on_node=2 cuda=0,1 .*args=train.py --lr 3e-4$`).FindAllStringSubmatch(out, -1)
+	if len(ranks) != 2 || ranks[0][1] != ranks[0][2] || ranks[1][1] != ranks[1][2] || ranks[0][3] == ranks[1][3] {
+		t.Errorf("srun -N 2 -l python printed:\n%s\nwant one labelled line from each task, on two nodes", out)
+	}
+	// Words the shell must not split or expand on the way; a failing task's
+	// status is srun's.
+	out, errOut, code = run("-A", "snic-ai", "-p", "genoa", "-t", "5", "sh", "-c", `echo "it's $SLURM_NTASKS task, 'quoted' * ok"; exit 3`)
+	if code != 3 || !strings.Contains(out, "it's 1 task, 'quoted' * ok\n") || !strings.Contains(out, "task 0: Exited with exit code 3") {
+		t.Errorf("srun sh -c ...; exit 3: exit %d; want 3 with the task's line and srun's error\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	// -w is Slurm's, not usine's.
+	if _, errOut, code = run("-A", "snic-ai", "-w", "gcn1", "true"); code != 1 || !strings.Contains(errOut, "srun: error: -w/--nodelist") {
+		t.Errorf("srun -w: exit %d, %q; want refused", code, errOut)
+	}
+	// A step no node can hold waits; srun says so, and ends when its job
+	// is cancelled.
+	cmd, _, stderr := start("-A", "snic-ai", "-p", "genoa", "-c", "1000", "-J", "too-wide", "true")
+	queued := regexp.MustCompile(`srun: job (\d+) queued and waiting for resources`)
+	var m []string
+	for deadline := time.Now().Add(wait); m == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		m = queued.FindStringSubmatch(stderr.String())
+	}
+	if m == nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("srun -c 1000 said %q; want that its job waits", stderr.String())
+	}
+	scancel := exec.Command(filepath.Join(links, "scancel"), m[1])
+	scancel.Env = env
+	if b, err := scancel.CombinedOutput(); err != nil {
+		t.Errorf("scancel %s: %v %s", m[1], err, b)
+	}
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "srun: error: job "+m[1]+" ended CANCELLED") {
+		t.Errorf("srun whose job was cancelled: exit %d, said %q", code, stderr.String())
+	}
+}
+
+// syncBuffer is a buffer a process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // check compares what a script's jobs did with its NAME.expect.
