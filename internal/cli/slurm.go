@@ -104,11 +104,7 @@ func apiFail(stderr io.Writer, cmd string, err error) error {
 	if Reported(err) {
 		return err
 	}
-	code := ExitCode(err)
-	if code == ExitOK {
-		code = 1
-	}
-	return slurmFail(stderr, cmd, 1, "%v", err)
+	return slurmFail(stderr, cmd, 1, "%v", err) // Slurm's commands exit 1, whatever failed
 }
 
 // slurmFlags is a pflag set that reads options as Slurm's commands do and
