@@ -463,7 +463,7 @@ func (a *Agent) reconcileLocked() {
 			if k.Job != s.Job || k.Epoch != s.Epoch || !r.running() || slices.Contains(r.rec.Signals, s.Seq) {
 				continue
 			}
-			if err := a.signalRunLocked(k, r, s.Signal); err != nil {
+			if err := a.signalRunLocked(k, r, s.Signal, s.To); err != nil {
 				a.log.Warn("agent: signal order", "run", k, "signal", s.Signal, "err", err)
 			} else {
 				a.log.Info("agent: signalled", "run", k, "signal", s.Signal)
@@ -635,20 +635,30 @@ func (a *Agent) stopLocked(r *run, why string) {
 }
 
 // signalRunLocked carries out a signal order: to a batch job's steps'
-// tasks on this node (as scancel --signal does, sparing the script), to
-// the run's processes otherwise.
-func (a *Agent) signalRunLocked(k runKey, r *run, name string) error {
+// tasks on this node, as Slurm's scancel does, or with to (scancel
+// --batch, --full) to its script, which runs on rank 0, alone or as well;
+// to any other job's processes.
+func (a *Agent) signalRunLocked(k runKey, r *run, name, to string) error {
+	batch := false
 	for i := range a.orders.Runs {
 		if o := &a.orders.Runs[i]; o.Job.ID == k.Job && o.Epoch == k.Epoch && o.Job.Task.BatchHost {
-			sig, err := launch.ParseSignal(name)
-			if err != nil {
-				return err
-			}
-			a.steps.signal(k.Job, k.Epoch, sig)
-			return nil
+			batch = true
 		}
 	}
-	return signal(r.proc, name)
+	if !batch {
+		return signal(r.proc, name)
+	}
+	sig, err := launch.ParseSignal(name)
+	if err != nil {
+		return err
+	}
+	if to != store.SignalBatch {
+		a.steps.signal(k.Job, k.Epoch, sig)
+	}
+	if to != "" && k.Rank == 0 {
+		return signal(r.proc, name)
+	}
+	return nil
 }
 
 // StopAll stops every live run (its signal, then SIGKILL after the grace

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/store"
 )
 
 // A batch job's steps take its signal when the run is stopped (Slurm's
@@ -86,4 +87,58 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestSignalOrdersReachWhomScancelSays: a batch job's signal goes to its
+// steps' tasks alone (scancel -s), to its script alone (--batch), or to
+// both (--full).
+func TestSignalOrdersReachWhomScancelSays(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := t.TempDir()
+	a, _ := startAgent(t, f, filepath.Join(dir, "state"))
+	scriptSaw := filepath.Join(dir, "script-saw")
+	traps := func(file string) string {
+		var b strings.Builder
+		for _, s := range []string{"USR1", "USR2", "HUP"} {
+			b.WriteString("trap 'echo " + s + " >> " + file + "' " + s + "\n")
+		}
+		return b.String() + "echo ready >> " + file + "\nwhile :; do sleep 0.05; done\n"
+	}
+	r := job("8", 1, traps(scriptSaw), 1)
+	r.Job.Task.WorkDir, r.Job.Task.BatchHost, r.StepKey = dir, true, "key-8"
+	f.set(1, []api.Run{r})
+	waitFor(t, "the script to start", func() bool { b, _ := os.ReadFile(scriptSaw); return string(b) == "ready\n" })
+	hs := httptest.NewServer(a.Handler())
+	defer hs.Close()
+	taskSaw := filepath.Join(dir, "task-saw")
+	done := make(chan error, 1)
+	go func() {
+		req := StepRequest{Epoch: 1, Argv: []string{"/bin/sh", "-c", traps(taskSaw)},
+			Tasks: []StepTask{{ProcID: 0, Env: map[string]string{"PATH": os.Getenv("PATH")}}}}
+		done <- PostStep(context.Background(), http.DefaultClient, hs.URL, "8", "key-8", req, func(StepEvent) {})
+	}()
+	waitFor(t, "the step's task to start", func() bool { b, _ := os.ReadFile(taskSaw); return string(b) == "ready\n" })
+
+	var orders []api.SignalOrder
+	for i, o := range []struct {
+		signal, to string
+		want       map[string]string // file → what it holds after
+	}{
+		{"USR1", "", map[string]string{taskSaw: "ready\nUSR1\n", scriptSaw: "ready\n"}},
+		{"USR2", store.SignalBatch, map[string]string{taskSaw: "ready\nUSR1\n", scriptSaw: "ready\nUSR2\n"}},
+		{"HUP", store.SignalFull, map[string]string{taskSaw: "ready\nUSR1\nHUP\n", scriptSaw: "ready\nUSR2\nHUP\n"}},
+	} {
+		orders = append(orders, api.SignalOrder{Job: "8", Epoch: 1, Signal: o.signal, To: o.to, Seq: int64(i + 1)})
+		f.set(int64(i+2), []api.Run{r}, orders...)
+		for file, want := range o.want {
+			waitFor(t, filepath.Base(file)+" to hold "+strings.ReplaceAll(want, "\n", " "), func() bool {
+				b, _ := os.ReadFile(file)
+				return string(b) == want
+			})
+		}
+	}
+	f.set(9, nil)
+	<-done
+	f.waitEnd("8", 0)
 }

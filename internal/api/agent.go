@@ -81,7 +81,8 @@ type SignalOrder struct {
 	Job    string `json:"job"`
 	Epoch  int64  `json:"epoch"`
 	Signal string `json:"signal"`
-	Seq    int64  `json:"seq"` // each order is carried out once
+	To     string `json:"to,omitempty"` // store.SignalRequest.To
+	Seq    int64  `json:"seq"`          // each order is carried out once
 }
 
 // RunState is one rank the agent runs or ran.

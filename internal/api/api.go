@@ -91,6 +91,11 @@ type Estimate struct {
 // CancelRequest is the body of POST /jobs/{id}/cancel.
 type CancelRequest struct {
 	Signal string `json:"signal,omitempty"` // send this signal instead of ending the job
+	// To is whom a batch job's signal goes to, as scancel chooses: its
+	// steps' tasks ("", Slurm's default), the batch script alone
+	// (store.SignalBatch, scancel --batch) or both (store.SignalFull,
+	// scancel --full). Other jobs' processes get it whatever it says.
+	To string `json:"to,omitempty"`
 }
 
 // NodeState is the body of POST /nodes/{name}/drain.

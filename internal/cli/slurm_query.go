@@ -161,8 +161,8 @@ func runScancel(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var f jobFilter
 	f.register(fs, false, "state", "t", "p", "n")
 	sig := fs.StringP("signal", "s", "", "signal to send instead of cancelling")
-	fs.BoolP("batch", "b", false, "signal the batch script only")
-	fs.BoolP("full", "f", false, "signal every step")
+	batch := fs.BoolP("batch", "b", false, "signal the batch script (and its children) only")
+	full := fs.BoolP("full", "f", false, "signal the batch script and every step")
 	quiet := fs.BoolP("quiet", "Q", false, "no messages")
 	verbose := fs.BoolP("verbose", "v", false, "say what is done")
 	interactive := fs.BoolP("interactive", "i", false, "refused")
@@ -185,7 +185,17 @@ func runScancel(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if !ok {
 			return slurmFail(stderr, "scancel", 1, "Invalid job signal: %s", *sig)
 		}
-		body = api.CancelRequest{Signal: name}
+		// Without either, a batch job's signal goes to its steps' tasks.
+		req := api.CancelRequest{Signal: name}
+		switch {
+		case *batch && *full:
+			return slurmFail(stderr, "scancel", 1, "--batch and --full exclude each other: give one")
+		case *batch:
+			req.To = store.SignalBatch
+		case *full:
+			req.To = store.SignalFull
+		}
+		body = req
 	}
 	c, err := slurmClient(stderr, "scancel")
 	if err != nil {

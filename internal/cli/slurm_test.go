@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,6 +55,7 @@ func TestSlurmErrorsAreWordedAsSlurms(t *testing.T) {
 		{"srun in a job that sbatch did not submit", "srun", []string{"hostname"}, "srun: error: job 12 was not submitted by sbatch", "12"},
 		{"srun -w outside a job", "srun", []string{"-w", "gpu1", "hostname"}, "srun: error: -w/--nodelist: usine places jobs itself", ""},
 		{"scancel without a job", "scancel", nil, "scancel: error: No job identification provided\n", ""},
+		{"scancel --batch --full", "scancel", []string{"-b", "-f", "-s", "USR1", "12"}, "scancel: error: --batch and --full exclude each other", ""},
 		{"an unknown scontrol command", "scontrol", []string{"frobnicate"}, "scontrol: error: invalid keyword: frobnicate\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,5 +177,28 @@ func TestShellJoinSurvivesTheShell(t *testing.T) {
 	}
 	if want := strings.Join(words[2:], "|") + "|"; string(out) != want {
 		t.Errorf("the shell passed on %q; want %q (from %s)", out, want, shellJoin(words))
+	}
+}
+
+// TestScancelSaysWhomTheSignalIsFor: scancel -s asks for the steps' tasks,
+// --batch for the script, --full for both; the job keeps the request for
+// its agents.
+func TestScancelSaysWhomTheSignalIsFor(t *testing.T) {
+	f := newFactory(t)
+	id := f.submit(f.AdminToken, "--gpus", "1", "--", "sleep", "600")[0]
+	f.wait(id, running)
+	t.Setenv("USINE_SERVER", f.URL)
+	t.Setenv("USINE_TOKEN", f.AdminToken)
+	for _, args := range [][]string{{"-s", "USR1"}, {"--batch", "-s", "USR2"}, {"-f", "-s", "HUP"}} {
+		if _, errOut, err := runAs(t, "scancel", append(args, id)...); err != nil {
+			t.Fatalf("scancel %v: %v %s", args, err, errOut)
+		}
+	}
+	var got []string
+	for _, s := range f.job(id).Job.Signals {
+		got = append(got, s.Signal+">"+s.To)
+	}
+	if want := []string{"USR1>", "USR2>batch", "HUP>full"}; !slices.Equal(got, want) {
+		t.Errorf("the job's signal requests %v; want %v", got, want)
 	}
 }

@@ -317,7 +317,7 @@ func (h *agentHub) orders(ctx context.Context, node string) api.Orders {
 	for _, j := range jobs {
 		for _, s := range j.Signals {
 			if s.Epoch == j.Epoch && s.Time >= recent {
-				o.Signals = append(o.Signals, api.SignalOrder{Job: j.ID, Epoch: s.Epoch, Signal: s.Signal, Seq: s.Seq})
+				o.Signals = append(o.Signals, api.SignalOrder{Job: j.ID, Epoch: s.Epoch, Signal: s.Signal, To: s.To, Seq: s.Seq})
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/usine-project/usine/internal/api"
+	"github.com/usine-project/usine/internal/launch"
 	"github.com/usine-project/usine/internal/model"
 	"github.com/usine-project/usine/internal/store"
 )
@@ -424,6 +425,9 @@ func (s *Server) jobAction(act jobAct) handler {
 			if err := decode(r, &body); err != nil {
 				return err
 			}
+			if err := checkSignal(body); err != nil {
+				return err
+			}
 		}
 		j, err := s.visibleJob(r)
 		if err != nil {
@@ -437,7 +441,7 @@ func (s *Server) jobAction(act jobAct) handler {
 		var ev store.Event
 		j, err = s.store.UpdateJob(r.Context(), j.ID, func(j *store.Job) error {
 			ev = store.Event{Job: j.ID, Time: now, Kind: actNames[act], Detail: "by " + p.User}
-			return applyAction(act, j, body.Signal, now, p.User)
+			return applyAction(act, j, body, now, p.User)
 		})
 		if err != nil {
 			return err
@@ -454,8 +458,25 @@ func (s *Server) jobAction(act jobAct) handler {
 	}
 }
 
+// checkSignal checks a cancel request's signal and whom it goes to.
+func checkSignal(b api.CancelRequest) error {
+	if b.Signal != "" {
+		if _, err := launch.ParseSignal(b.Signal); err != nil {
+			return invalid("signal", "%v", err)
+		}
+	}
+	switch {
+	case b.To != "" && b.Signal == "":
+		return invalid("to", "says whom a signal goes to: give the signal too")
+	case b.To != "" && b.To != store.SignalBatch && b.To != store.SignalFull:
+		return invalid("to", "%q: give %q (the batch script alone), %q (the script and the steps) or nothing (the steps)", b.To, store.SignalBatch, store.SignalFull)
+	}
+	return nil
+}
+
 // applyAction changes j as act asks, or says why it cannot.
-func applyAction(act jobAct, j *store.Job, signal string, now int64, user string) error {
+func applyAction(act jobAct, j *store.Job, body api.CancelRequest, now int64, user string) error {
+	signal := body.Signal
 	conflict := func(format string, args ...any) error {
 		return fail(http.StatusConflict, api.CodeConflict, "", "job %s is %s: "+format, append([]any{j.ID, j.State}, args...)...)
 	}
@@ -473,7 +494,7 @@ func applyAction(act jobAct, j *store.Job, signal string, now int64, user string
 				seq = j.Signals[n-1].Seq + 1
 			}
 			j.Signals = slices.DeleteFunc(j.Signals, func(s store.SignalRequest) bool { return s.Epoch != j.Epoch })
-			j.Signals = append(j.Signals, store.SignalRequest{Seq: seq, Epoch: j.Epoch, Signal: signal, Time: now})
+			j.Signals = append(j.Signals, store.SignalRequest{Seq: seq, Epoch: j.Epoch, Signal: signal, To: body.To, Time: now})
 			if n := len(j.Signals); n > store.MaxSignals {
 				j.Signals = slices.Delete(j.Signals, 0, n-store.MaxSignals)
 			}

@@ -332,6 +332,9 @@ func TestBadRequestsGetAClearError(t *testing.T) {
 		{"bad page size", "GET", "/api/v1/jobs?limit=100000", tok, "", 400, api.CodeInvalidField, "limit"},
 		{"bad state filter", "GET", "/api/v1/jobs?state=sleeping", tok, "", 400, api.CodeInvalidField, "state"},
 		{"no such route", "GET", "/api/v1/gpus", tok, "", 404, api.CodeNotFound, ""},
+		{"unknown signal", "POST", "/api/v1/jobs/424242/cancel", tok, `{"signal":"WAKEUP"}`, 400, api.CodeInvalidField, "signal"},
+		{"whom without a signal", "POST", "/api/v1/jobs/424242/cancel", tok, `{"to":"batch"}`, 400, api.CodeInvalidField, "to"},
+		{"unknown whom", "POST", "/api/v1/jobs/424242/cancel", tok, `{"signal":"USR1","to":"steps"}`, 400, api.CodeInvalidField, "to"},
 		{"drain without reason", "POST", "/api/v1/nodes/gpu001/drain", tok, `{}`, 400, api.CodeInvalidField, "reason"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -66,8 +66,15 @@ type SignalRequest struct {
 	Seq    int64  `json:"seq"`
 	Epoch  int64  `json:"epoch"`
 	Signal string `json:"signal"`
-	Time   int64  `json:"time"` // Unix seconds; orders are repeated for a while after
+	To     string `json:"to,omitempty"` // "", SignalBatch or SignalFull (api.CancelRequest)
+	Time   int64  `json:"time"`         // Unix seconds; orders are repeated for a while after
 }
+
+// Whom a batch job's signal goes to besides its steps' tasks.
+const (
+	SignalBatch = "batch" // the batch script alone
+	SignalFull  = "full"  // the batch script and the steps' tasks
+)
 
 // Step is one srun step of a run of a batch job, merged from what each of
 // its nodes reported: the earliest start, the latest end, the worst exit.
