@@ -36,6 +36,7 @@ var srunIgnored = map[string]string{
 	"job-name": "a step has no name of its own", "output": "task output goes to srun's standard output", "error": "task errors go to srun's standard error",
 	"input": "tasks read no standard input", "partition": "a step runs in its job's allocation", "account": "a step runs in its job's allocation",
 	"qos": "a step runs in its job's allocation", "constraint": "a step runs in its job's allocation", "jobid": "srun runs in the job it is called from",
+	"wait": "the step ends when its last task does",
 }
 
 // srunBoolIgnored are ignored srun options that take no value.
@@ -66,7 +67,6 @@ func runSrun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	version := fs.BoolP("version", "V", false, "version")
 	help := fs.Bool("help", false, "help")
 	pty := fs.Bool("pty", false, "refused")
-	fs.StringP("wait", "W", "", "accepted")
 	for name := range srunIgnored {
 		short := ""
 		switch name {
@@ -92,6 +92,8 @@ func runSrun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			short = "q"
 		case "constraint":
 			short = "C"
+		case "wait":
+			short = "W"
 		}
 		fs.StringP(name, short, "", srunIgnored[name])
 	}
