@@ -508,20 +508,28 @@ func checkSrunOutsideAJob(t *testing.T, dir, links string, env []string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	start := func(args ...string) (*exec.Cmd, *bytes.Buffer, *syncBuffer) {
-		cmd := exec.Command(filepath.Join(links, "srun"), args...)
-		var stdout bytes.Buffer
-		stderr := &syncBuffer{}
-		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, env, &stdout, stderr
+	// srun's standard error goes to a file, which the test reads while
+	// srun runs.
+	calls := 0
+	start := func(args ...string) (cmd *exec.Cmd, stdout *bytes.Buffer, stderr func() string) {
+		calls++
+		path := filepath.Join(dir, fmt.Sprintf("srun-%d.err", calls))
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close() // srun has its own copy
+		cmd, stdout = exec.Command(filepath.Join(links, "srun"), args...), &bytes.Buffer{}
+		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, env, stdout, f
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd, &stdout, stderr
+		return cmd, stdout, func() string { b, _ := os.ReadFile(path); return string(b) }
 	}
 	run := func(args ...string) (string, string, int) {
 		cmd, stdout, stderr := start(args...)
 		_ = cmd.Wait()
-		return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+		return stdout.String(), stderr(), cmd.ProcessState.ExitCode()
 	}
 
 	// A two-node step, labelled: one task a node, each seeing its own
@@ -550,12 +558,12 @@ func checkSrunOutsideAJob(t *testing.T, dir, links string, env []string) {
 	queued := regexp.MustCompile(`srun: job (\d+) queued and waiting for resources`)
 	var m []string
 	for deadline := time.Now().Add(wait); m == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		m = queued.FindStringSubmatch(stderr.String())
+		m = queued.FindStringSubmatch(stderr())
 	}
 	if m == nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		t.Fatalf("srun -c 1000 said %q; want that its job waits", stderr.String())
+		t.Fatalf("srun -c 1000 said %q; want that its job waits", stderr())
 	}
 	scancel := exec.Command(filepath.Join(links, "scancel"), m[1])
 	scancel.Env = env
@@ -563,27 +571,9 @@ func checkSrunOutsideAJob(t *testing.T, dir, links string, env []string) {
 		t.Errorf("scancel %s: %v %s", m[1], err, b)
 	}
 	_ = cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "srun: error: job "+m[1]+" ended CANCELLED") {
-		t.Errorf("srun whose job was cancelled: exit %d, said %q", code, stderr.String())
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr(), "srun: error: job "+m[1]+" ended CANCELLED") {
+		t.Errorf("srun whose job was cancelled: exit %d, said %q", code, stderr())
 	}
-}
-
-// syncBuffer is a buffer a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // check compares what a script's jobs did with its NAME.expect.
