@@ -313,8 +313,8 @@ func (f *submitFlags) spec(cmd *cobra.Command, args []string, now time.Time) (ap
 	} else if abs, err := filepath.Abs(sp.Task.WorkDir); err == nil {
 		sp.Task.WorkDir = abs
 	}
-	if m := f.openMode; m != "" && m != model.OpenAppend && m != model.OpenTruncate {
-		return sp, usage("--open-mode %q: give append or truncate", m)
+	if err := model.CheckOpenMode(f.openMode); err != nil {
+		return sp, usage("--open-mode: %v", err)
 	}
 	sp.Task.Stdout, sp.Task.Stderr, sp.Task.Requeue, sp.Task.OpenMode = f.stdout, f.stderr, f.requeue, f.openMode
 	return sp, nil

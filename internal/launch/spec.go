@@ -121,8 +121,8 @@ func (s *Spec) check() error {
 			bad("the job's signal: %v", err)
 		}
 	}
-	if m := s.Task.OpenMode; m != "" && m != model.OpenAppend && m != model.OpenTruncate {
-		bad("output open mode %q: give %q or %q", m, model.OpenAppend, model.OpenTruncate)
+	if err := model.CheckOpenMode(s.Task.OpenMode); err != nil {
+		bad("output %v", err)
 	}
 	if s.Task.WorkDir != "" && !filepath.IsAbs(s.Task.WorkDir) {
 		bad("working directory %q is relative: give an absolute path", s.Task.WorkDir)

@@ -269,3 +269,11 @@ func ValidateProjects(ps []Project) error {
 	}
 	return errors.Join(errs...)
 }
+
+// CheckOpenMode says what is wrong with an output open mode, if anything.
+func CheckOpenMode(m string) error {
+	if m != "" && m != OpenAppend && m != OpenTruncate {
+		return fmt.Errorf("open mode %q: give %q, %q, or nothing (truncate on the first run, append when requeued)", m, OpenAppend, OpenTruncate)
+	}
+	return nil
+}

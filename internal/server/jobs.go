@@ -230,8 +230,8 @@ func checkTask(t *model.Task) error {
 	if t.StreamOutput && (t.Stdout != "" || t.Stderr != "") {
 		return invalid("task.stream_output", "a streamed output has no file: give no task.stdout or task.stderr with it")
 	}
-	if t.OpenMode != "" && t.OpenMode != model.OpenAppend && t.OpenMode != model.OpenTruncate {
-		return invalid("task.open_mode", "%q: give %q, %q, or nothing (truncate on the first run, append when requeued)", t.OpenMode, model.OpenAppend, model.OpenTruncate)
+	if err := model.CheckOpenMode(t.OpenMode); err != nil {
+		return invalid("task.open_mode", "%v", err)
 	}
 	return nil
 }

@@ -95,7 +95,8 @@ func setNodes(s *setter, v string) error {
 	return nil
 }
 
-// setOpenMode reads --open-mode as Slurm does, by its first letter.
+// setOpenMode reads --open-mode by its name or, as Slurm also takes it,
+// its first letter.
 func setOpenMode(s *setter, v string) error {
 	switch strings.ToLower(v) {
 	case "a", "append":
