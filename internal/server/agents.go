@@ -124,24 +124,12 @@ func newAgentHub(s *Server) *agentHub {
 	})
 	s.reg.MustRegister(h.connected, h.reports, h.lost)
 	s.loop.Watch(h.onJob)
+	s.loop.OnLoad(h.load)
 	return h
 }
 
-// run loads the running jobs, then writes heartbeats and watches for
-// silent nodes until ctx ends.
+// run writes heartbeats and watches for silent nodes until ctx ends.
 func (h *agentHub) run(ctx context.Context) {
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		err := h.load(ctx)
-		if err == nil {
-			break
-		}
-		h.s.log.Error("agents: load the running jobs", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-	}
 	flush := time.NewTicker(min(2*time.Second, max(h.timeout/8, 50*time.Millisecond)))
 	defer flush.Stop()
 	check := time.NewTicker(max(h.timeout/4, 50*time.Millisecond))
@@ -174,34 +162,35 @@ func (h *agentHub) run(ctx context.Context) {
 	}
 }
 
-// load reads the running jobs into the index. Orders streams wait for it:
-// an empty first answer would make every agent kill what it runs.
-func (h *agentHub) load(ctx context.Context) error {
-	st := h.s.store
-	rev, err := st.Rev(ctx)
-	if err != nil {
-		return fmt.Errorf("read store revision: %w", err)
-	}
-	var all []store.Job
-	for after := ""; ; {
-		page, err := st.Jobs(ctx, store.JobFilter{States: []model.JobState{model.JobRunning}, After: after, Limit: 5000})
-		if err != nil {
-			return fmt.Errorf("list running jobs: %w", err)
-		}
-		all = append(all, page...)
-		if len(page) < 5000 {
-			break
-		}
-		after = page[len(page)-1].ID
-	}
+// load takes the running jobs as the loop loaded them at revision rev
+// into the index: the loop's watchers then hear every change after rev.
+// Orders streams wait for it: an empty first answer would make every agent
+// kill what it runs. Jobs the index holds from before that ran no longer
+// at rev (it heard of their end from this replica, or never) leave it;
+// what this replica applied after rev stays.
+func (h *agentHub) load(rev int64, running []store.Job) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, j := range all {
+	now := make(map[string]bool, len(running))
+	for _, j := range running {
+		now[j.ID] = true
+	}
+	for id, old := range h.jobs {
+		if !now[id] && old.Rev <= rev {
+			delete(h.jobs, id)
+			h.unindex(old)
+			h.notifyAlloc(old.Alloc)
+		}
+	}
+	for _, j := range running {
 		h.applyLocked(j)
 	}
 	h.rev = max(h.rev, rev)
-	close(h.loaded)
-	return nil
+	select {
+	case <-h.loaded:
+	default:
+		close(h.loaded)
+	}
 }
 
 // onJob hears every job change the loop sees. It must not block, and it

@@ -54,6 +54,7 @@ type Loop struct {
 	lastWaits time.Time
 	state     LoopState
 	watchers  []func(store.Job)
+	loaders   []func(rev int64, running []store.Job)
 
 	// estMu serialises estimates; estimator is their own planner.
 	estMu      sync.Mutex
@@ -156,6 +157,16 @@ func (l *Loop) Watch(fn func(store.Job)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.watchers = append(l.watchers, fn)
+}
+
+// OnLoad registers fn to hear, when the loop loads its view, the jobs that
+// ran at revision rev; the changes after rev then come to the watchers. A
+// watcher that starts from what fn hears misses nothing the loop sees,
+// which one that read the store itself at another moment could.
+func (l *Loop) OnLoad(fn func(rev int64, running []store.Job)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.loaders = append(l.loaders, fn)
 }
 
 // Partitions are the partitions as the loop last read them (nil before
@@ -463,6 +474,15 @@ func (l *Loop) sync(ctx context.Context, full bool) error {
 		l.v = v
 		l.nodes.Store(true)
 		l.v.loaded = true
+		var running []store.Job
+		for _, e := range v.order {
+			if e.State == model.JobRunning {
+				running = append(running, e.Job)
+			}
+		}
+		for _, fn := range l.loaders {
+			fn(rev, running)
+		}
 	}
 	if l.nodes.Swap(false) || full || l.v.topo == nil {
 		if err := l.loadCluster(ctx); err != nil {
