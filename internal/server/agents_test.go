@@ -180,6 +180,8 @@ func TestOrdersCarryEveryRankOfAGang(t *testing.T) {
 	drainAllBut(t, env, "node1", "node2")
 	a1 := connect(t, env, "node1", "10.0.0.1")
 	a2 := connect(t, env, "node2", "10.0.0.2")
+	a1.heartbeat(t) // silent for a second, a node is lost with its jobs
+	a2.heartbeat(t)
 	j := submit(t, env, gang(2))
 	type seen struct {
 		Rank, Accelerators int
@@ -209,6 +211,8 @@ func TestRankEndsSettleTheJob(t *testing.T) {
 	drainAllBut(t, env, "node1", "node2")
 	a1 := connect(t, env, "node1", "")
 	a2 := connect(t, env, "node2", "")
+	a1.heartbeat(t) // silent for a second, a node is lost with its jobs
+	a2.heartbeat(t)
 	agents := map[string]*fakeAgent{"node1": a1, "node2": a2}
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -275,6 +279,7 @@ func TestReportsForAnOldEpochChangeNothing(t *testing.T) {
 	env := agentEnv(t)
 	drainAllBut(t, env, "node1")
 	a := connect(t, env, "node1", "")
+	a.heartbeat(t) // silent for a second, a node is lost with its jobs
 	ctx := context.Background()
 	j := submit(t, env, spec("default", 8))
 	if _, err := env.Admin.JobAction(ctx, j.ID, "requeue", nil); err != nil {
@@ -398,6 +403,7 @@ func TestSignalsReachTheNodesOfTheJob(t *testing.T) {
 	env := agentEnv(t)
 	drainAllBut(t, env, "node4")
 	a := connect(t, env, "node4", "")
+	a.heartbeat(t) // silent for a second, a node is lost with its jobs
 	j := submit(t, env, spec("default", 2))
 	if _, err := env.Admin.JobAction(context.Background(), j.ID, "cancel", api.CancelRequest{Signal: "USR1"}); err != nil {
 		t.Fatal(err)
@@ -425,6 +431,7 @@ func TestSignalsReachAgentsOfAnotherReplica(t *testing.T) {
 	first, second := twoReplicas(t)
 	drainAllBut(t, first, "node4")
 	a := connect(t, first, "node4", "")
+	a.heartbeat(t) // silent for a second, a node is lost with its jobs
 	j := submit(t, first, spec("default", 2))
 	viaSecond := &api.Client{BaseURL: second.URL, Token: first.AdminToken} // one admin, two replicas
 	for _, sig := range []string{"USR1", "USR2"} {
