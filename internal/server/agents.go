@@ -177,6 +177,7 @@ func (h *agentHub) load(rev int64, running []store.Job) {
 	}
 	for id, old := range h.jobs {
 		if !now[id] && old.Rev <= rev {
+			h.gone[id] = tombstone{rev: rev, at: time.Now()}
 			delete(h.jobs, id)
 			h.unindex(old)
 			h.notifyAlloc(old.Alloc)
