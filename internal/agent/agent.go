@@ -639,12 +639,9 @@ func (a *Agent) stopLocked(r *run, why string) {
 // --batch, --full) to its script, which runs on rank 0, alone or as well;
 // to any other job's processes.
 func (a *Agent) signalRunLocked(k runKey, r *run, name, to string) error {
-	batch := false
-	for i := range a.orders.Runs {
-		if o := &a.orders.Runs[i]; o.Job.ID == k.Job && o.Epoch == k.Epoch && o.Job.Task.BatchHost {
-			batch = true
-		}
-	}
+	batch := slices.ContainsFunc(a.orders.Runs, func(o api.Run) bool {
+		return o.Job.ID == k.Job && o.Epoch == k.Epoch && o.Job.Task.BatchHost
+	})
 	if !batch {
 		return signal(r.proc, name)
 	}
